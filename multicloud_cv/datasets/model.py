@@ -1,0 +1,98 @@
+"""The canonical dataset every format is read into and written from.
+
+Lazy by design: a :class:`Dataset` holds paths, class indices and sizes when known, never
+pixels. Reading a dataset's annotations never decodes an image; only
+:mod:`multicloud_cv.datasets.validate` does, when a check needs it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class BoxAnnotation:
+    """An object box in pixels of the original image: ``x_min, y_min, x_max, y_max`` and class index."""
+
+    label: int
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image: where it is, its class indices, its boxes and its split (``None`` = unassigned)."""
+
+    path: str
+    labels: tuple[int, ...] = ()
+    boxes: tuple[BoxAnnotation, ...] = ()
+    split: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class Dataset:
+    """Images with classes (stable indices) and splits.
+
+    ``task`` is ``classification`` (one label per image), ``multilabel`` or ``detection``.
+    ``root`` is the directory the dataset was read from, ``source_format`` the reader used.
+    """
+
+    root: Path
+    classes: list[str]
+    images: list[ImageRecord]
+    task: str = "classification"
+    source_format: str = "folder"
+    notes: list[str] = field(default_factory=list)
+
+    def split(self, name: str) -> list[ImageRecord]:
+        """Images of one split."""
+        return [image for image in self.images if image.split == name]
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Number of images per split name (``unassigned`` for ``None``)."""
+        counts = Counter(image.split or "unassigned" for image in self.images)
+        return dict(counts)
+
+    def label_counts(self, images: Iterable[ImageRecord] | None = None) -> dict[str, int]:
+        """Images per class name (an image counts once per label it carries)."""
+        counts: Counter[int] = Counter()
+        for image in self.images if images is None else images:
+            counts.update(set(image.labels) | {box.label for box in image.boxes})
+        return {name: counts.get(index, 0) for index, name in enumerate(self.classes)}
+
+    def with_split(self, test_fraction: float = 0.2, validation_fraction: float = 0.0, seed: int = 0) -> Dataset:
+        """Assign unassigned images to splits, stratified by first label, seeded (reproducible).
+
+        Images that already have a split keep it.
+        """
+        rng = random.Random(seed)
+        by_label: dict[int, list[int]] = {}
+        for position, image in enumerate(self.images):
+            if image.split is None:
+                key = image.labels[0] if image.labels else (image.boxes[0].label if image.boxes else -1)
+                by_label.setdefault(key, []).append(position)
+        images = list(self.images)
+        for positions in by_label.values():
+            rng.shuffle(positions)
+            n_test = round(len(positions) * test_fraction)
+            n_val = round(len(positions) * validation_fraction)
+            for rank, position in enumerate(positions):
+                split = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
+                images[position] = replace(images[position], split=split)
+        return replace(self, images=images)
+
+    def absolute(self, image: ImageRecord) -> Path:
+        """The image's path resolved against the dataset root."""
+        path = Path(image.path)
+        return path if path.is_absolute() else self.root / path

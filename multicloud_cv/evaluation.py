@@ -1,0 +1,146 @@
+"""One evaluation code for every provider.
+
+Scores are computed here, from the predictions a provider's Predictor returned for the
+test images, never taken from the provider. Classification: accuracy, per-label
+precision / recall / F1 / support, macro F1 and the confusion matrix (rows true class,
+columns predicted). Multi-label: exact-match accuracy and per-label P/R/F1 at a threshold.
+
+Labels are matched by class NAME (the dataset's), so a provider whose indices differ is
+still scored right; a predicted name the dataset does not know counts as a wrong answer.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from multicloud_cv.errors import DatasetError
+
+if TYPE_CHECKING:
+    from multicloud_cv.datasets.model import Dataset, ImageRecord
+    from multicloud_cv.interfaces import Predictor
+    from multicloud_cv.schema import Evaluation, PerLabel, Prediction
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def score_classification(classes: Sequence[str], truths: Sequence[int], predicted: Sequence[str | None]) -> Evaluation:
+    """Single-label scores from true class indices and predicted class names (``None`` = no answer)."""
+    from multicloud_cv.schema import Evaluation, PerLabel
+
+    if len(truths) != len(predicted):
+        raise ValueError("truths and predictions differ in length")
+    index = {name: i for i, name in enumerate(classes)}
+    n = len(classes)
+    confusion = [[0] * n for _ in range(n)]
+    unknown = [0] * n
+    for truth, name in zip(truths, predicted, strict=True):
+        if name is not None and name in index:
+            confusion[truth][index[name]] += 1
+        else:
+            unknown[truth] += 1
+    per_label: list[PerLabel] = []
+    for i, name in enumerate(classes):
+        tp = confusion[i][i]
+        fp = sum(confusion[r][i] for r in range(n)) - tp
+        support = sum(confusion[i]) + unknown[i]
+        fn = support - tp
+        p, r, f = _prf(tp, fp, fn)
+        per_label.append(PerLabel(name=name, index=i, precision=p, recall=r, f1=f, support=support))
+    total = len(truths)
+    correct = sum(confusion[i][i] for i in range(n))
+    scored = [p.f1 for p in per_label if p.support > 0]
+    return Evaluation(
+        task="classification", num_images=total, accuracy=correct / total if total else 0.0,
+        macro_f1=sum(scored) / len(scored) if scored else 0.0, per_label=per_label, labels=list(classes),
+        confusion=confusion,
+    )
+
+
+def score_multilabel(classes: Sequence[str], truths: Sequence[Sequence[int]], predicted: Sequence[set[str]],
+                     threshold: float) -> Evaluation:
+    """Multi-label scores: exact-match accuracy and per-label P/R/F1 of the names predicted at ``threshold``."""
+    from multicloud_cv.schema import Evaluation, PerLabel
+
+    per_label = []
+    exact = 0
+    for truth, names in zip(truths, predicted, strict=True):
+        exact += {classes[i] for i in truth} == set(names)
+    for i, name in enumerate(classes):
+        tp = sum(1 for t, p in zip(truths, predicted, strict=True) if i in t and name in p)
+        fp = sum(1 for t, p in zip(truths, predicted, strict=True) if i not in t and name in p)
+        fn = sum(1 for t, p in zip(truths, predicted, strict=True) if i in t and name not in p)
+        pr, rc, f1 = _prf(tp, fp, fn)
+        per_label.append(PerLabel(name=name, index=i, precision=pr, recall=rc, f1=f1, support=tp + fn))
+    scored = [p.f1 for p in per_label if p.support > 0]
+    total = len(truths)
+    return Evaluation(task="multilabel", num_images=total, accuracy=exact / total if total else 0.0,
+                      macro_f1=sum(scored) / len(scored) if scored else 0.0, per_label=per_label,
+                      labels=list(classes), threshold=threshold)
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+
+def evaluation_images(dataset: Dataset, split: str = "test") -> list[ImageRecord]:
+    """The images to score: the named split; the whole dataset when it has no splits at all."""
+    images = dataset.split(split)
+    if images:
+        return images
+    if all(image.split is None for image in dataset.images):
+        return list(dataset.images)
+    raise DatasetError(f"dataset {dataset.root} has no '{split}' split; choose one with --split "
+                       f"(it has: {', '.join(sorted(dataset.splits))})")
+
+
+def evaluate_endpoint(predictor: Predictor, endpoint_id: str, dataset: Dataset, split: str = "test",
+                      threshold: float = 0.5, concurrency: int = 4,
+                      on_progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Score an endpoint on a dataset split through the provider's Predictor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = evaluation_images(dataset, split)
+    if not images:
+        raise DatasetError(f"dataset {dataset.root} has no images to evaluate")
+    task = dataset.task
+    paths = [dataset.absolute(image) for image in images]
+    done = 0
+
+    def one(path: Any) -> Prediction:
+        nonlocal done
+        if task == "multilabel":
+            result = predictor.predict(endpoint_id, path, threshold=threshold)
+        else:
+            result = predictor.predict(endpoint_id, path, top_k=1)
+        done += 1
+        if on_progress is not None:
+            on_progress(done, len(paths))
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        predictions = list(pool.map(one, paths))
+    if task == "multilabel":
+        evaluation = score_multilabel(dataset.classes, [img.labels for img in images],
+                                      [{lab.name for lab in p.labels if lab.confidence >= threshold}
+                                       for p in predictions], threshold)
+    else:
+        evaluation = score_classification(dataset.classes, [img.labels[0] for img in images],
+                                          [p.labels[0].name if p.labels else None for p in predictions])
+    latencies = sorted(p.latency_ms for p in predictions)
+    first = predictions[0] if predictions else None
+    return evaluation.model_copy(update={
+        "provider": first.provider if first else None, "model_id": first.model_id if first else None,
+        "endpoint_id": endpoint_id, "latency_ms_p50": _percentile(latencies, 50),
+        "latency_ms_p95": _percentile(latencies, 95), "emulated": any(p.emulated for p in predictions),
+    })

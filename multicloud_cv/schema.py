@@ -1,0 +1,278 @@
+"""The shared result schema: what every provider answers, whatever the cloud.
+
+Field names here are a contract other tools rely on (DESIGN.md, "Field names"). JSON
+Schema files are generated from these models into ``docs/schema/`` by
+:func:`export_json_schemas`; a test fails when the files are stale.
+
+Conventions every provider follows (converted by the plugin from its native answer):
+confidences in 0..1; boxes normalised ``x_min, y_min, x_max, y_max`` in 0..1; labels are
+class names with the dataset's class index, sorted by confidence, highest first.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from multicloud_cv.states import EndpointState, JobState
+
+TaskName = Literal["classification", "multilabel", "detection"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, defer_build=True)
+
+
+class LabelScore(_Model):
+    """One class with its confidence."""
+
+    name: str
+    index: int = Field(ge=0, description="the class index in the dataset's class list")
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class Box(_Model):
+    """A box normalised to the image size: 0..1, x to the right, y down."""
+
+    x_min: float = Field(ge=0.0, le=1.0)
+    y_min: float = Field(ge=0.0, le=1.0)
+    x_max: float = Field(ge=0.0, le=1.0)
+    y_max: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Box:
+        if self.x_max < self.x_min or self.y_max < self.y_min:
+            raise ValueError("box corners out of order: need x_min <= x_max and y_min <= y_max")
+        return self
+
+
+class Detection(LabelScore):
+    """One detected object."""
+
+    box: Box
+
+
+class Prediction(_Model):
+    """One image's prediction, the same shape for every provider."""
+
+    provider: str
+    model_id: str
+    task: TaskName
+    labels: list[LabelScore] = Field(default_factory=list, description="sorted by confidence, highest first")
+    detections: list[Detection] = Field(default_factory=list, description="sorted by confidence, highest first")
+    latency_ms: float = Field(ge=0.0, description="wall time of the request as seen by the client")
+    image: str | None = Field(default=None, description="the file the prediction is for, when known")
+    endpoint_id: str | None = None
+    emulated: bool = False
+    raw: dict[str, Any] | None = Field(default=None, description="the provider's native answer, for debugging")
+
+    @field_validator("labels", "detections")
+    @classmethod
+    def _sorted(cls, value: list[Any]) -> list[Any]:
+        return sorted(value, key=lambda item: item.confidence, reverse=True)
+
+
+class PerLabel(_Model):
+    """Per-class scores."""
+
+    name: str
+    index: int = Field(ge=0)
+    precision: float = Field(ge=0.0, le=1.0)
+    recall: float = Field(ge=0.0, le=1.0)
+    f1: float = Field(ge=0.0, le=1.0)
+    support: int = Field(ge=0, description="number of test images (or objects) of this class")
+    ap: float | None = Field(default=None, ge=0.0, le=1.0, description="average precision (detection)")
+
+
+class Evaluation(_Model):
+    """Scores computed by OUR evaluation code from a provider's predictions."""
+
+    task: TaskName
+    num_images: int = Field(ge=0)
+    accuracy: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="top-1 accuracy; exact-match ratio for multilabel"
+    )
+    macro_f1: float | None = Field(default=None, ge=0.0, le=1.0)
+    per_label: list[PerLabel] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list, description="class names in index order (confusion axes)")
+    confusion: list[list[int]] | None = Field(
+        default=None, description="rows: true class, columns: predicted class, in class index order"
+    )
+    map50: float | None = Field(default=None, ge=0.0, le=1.0, description="detection mAP at IoU 0.5")
+    map: float | None = Field(default=None, ge=0.0, le=1.0, description="detection COCO mAP at IoU 0.5:0.95")
+    threshold: float | None = Field(default=None, description="confidence threshold used for multilabel/detection")
+    provider: str | None = None
+    model_id: str | None = None
+    endpoint_id: str | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    provider_reported: dict[str, Any] | None = Field(
+        default=None, description="what the provider says about its own model, shown beside ours, never instead"
+    )
+    emulated: bool = False
+
+
+class Job(_Model):
+    """A training job as recorded and as the provider last reported it."""
+
+    id: str
+    provider: str
+    state: JobState
+    native_state: str | None = None
+    native_id: str | None = None
+    model_id: str | None = None
+    failure_reason: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    cost_usd: float | None = None
+    task: TaskName | None = None
+    dataset: str | None = None
+    run_id: str | None = None
+    progress: str | None = Field(default=None, description="a short human line, e.g. 'epoch 3/10'")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    emulated: bool = False
+
+
+class Endpoint(_Model):
+    """A serving endpoint."""
+
+    id: str
+    provider: str
+    model_id: str
+    state: EndpointState
+    native_state: str | None = None
+    native_id: str | None = None
+    url: str | None = None
+    cost_per_hour_usd: float | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    failure_reason: str | None = None
+    emulated: bool = False
+
+
+class JobList(_Model):
+    """Answer of ``mcv status --json`` without a job id: every recorded job."""
+
+    jobs: list[Job]
+
+
+class Plan(_Model):
+    """Answer of ``--dry-run``: the native requests that would be sent, and nothing was."""
+
+    provider: str
+    dry_run: Literal[True] = True
+    requests: dict[str, Any] = Field(default_factory=dict)
+    cost_usd_estimate: float | None = None
+
+
+class EndpointList(_Model):
+    """Answer of ``mcv endpoints --json``."""
+
+    endpoints: list[Endpoint]
+
+
+class SettingInfo(_Model):
+    """One provider setting as documented by ``mcv providers``."""
+
+    name: str
+    help: str
+    default: str | None = None
+    secret: bool = False
+    required: bool = False
+    env: str
+    value_set: bool = False
+
+
+class ProviderInfo(_Model):
+    """One installed provider: roles, capabilities, settings and whether it looks usable."""
+
+    name: str
+    roles: list[Literal["trainer", "deployer", "predictor"]]
+    version: str | None = None
+    api_version: str
+    description: str = ""
+    capabilities: dict[str, Any]
+    settings: list[SettingInfo] = Field(default_factory=list)
+    ready: bool
+    problems: list[str] = Field(default_factory=list, description="why it is not ready, each with what to do")
+
+
+class LoadFailure(_Model):
+    """A plugin that failed to load."""
+
+    name: str
+    namespace: str
+    reason: str
+    install: str | None = None
+
+
+class ProvidersReport(_Model):
+    """Answer of ``mcv providers --json``."""
+
+    providers: list[ProviderInfo]
+    failures: list[LoadFailure] = Field(default_factory=list)
+
+
+class PredictionList(_Model):
+    """Answer of ``mcv predict --json``."""
+
+    predictions: list[Prediction]
+
+
+class DemoResult(_Model):
+    """Answer of ``mcv demo --json``."""
+
+    evaluation: Evaluation
+    predictions: list[Prediction]
+
+
+class ErrorReport(_Model):
+    """What ``--json`` prints on stdout when a command fails."""
+
+    error: str
+    type: str
+    exit_code: int
+
+
+#: Every document a ``--json`` command can print, by schema file name.
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "prediction": Prediction,
+    "prediction_list": PredictionList,
+    "evaluation": Evaluation,
+    "job": Job,
+    "job_list": JobList,
+    "plan": Plan,
+    "endpoint": Endpoint,
+    "endpoint_list": EndpointList,
+    "providers": ProvidersReport,
+    "demo": DemoResult,
+    "error": ErrorReport,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every document, keyed by file stem."""
+    return {name: model.model_json_schema(mode="serialization") for name, model in SCHEMAS.items()}
+
+
+def export_json_schemas(directory: Path) -> list[Path]:
+    """Write ``<name>.schema.json`` for every document into ``directory``; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in json_schemas().items():
+        path = directory / f"{name}.schema.json"
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m multicloud_cv.schema [DIR]: regenerate docs/schema/
+    import sys
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "docs" / "schema"
+    for written_path in export_json_schemas(target):
+        sys.stdout.write(f"{written_path}\n")

@@ -1,0 +1,211 @@
+"""The provider conformance suite (pytest).
+
+Every test here holds for every provider. The suite trains ONE small model per test class
+(class-scoped fixtures) and reuses it, so a provider's suite costs one training run plus a
+cancelled one.
+
+Contract for subclasses: set ``provider_name``; optionally ``min_accuracy``, ``epochs``,
+``cancel_epochs`` and override the fixtures ``provider_config`` (settings mapping, e.g.
+emulator endpoints) and ``train_hyperparameters``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from multicloud_cv.capabilities import ALL_FEATURES, Task
+from multicloud_cv.datasets import Dataset, load_dataset
+from multicloud_cv.errors import InvalidImage, NotFound, UnsupportedFeature
+from multicloud_cv.evaluation import evaluate_endpoint
+from multicloud_cv.interfaces import Deployer, Predictor, Trainer, TrainingSpec
+from multicloud_cv.registry import registry, reset
+from multicloud_cv.runs import RunStore
+from multicloud_cv.schema import SCHEMAS, json_schemas
+from multicloud_cv.states import EndpointState, JobState
+from multicloud_cv.testing.data import make_tiny_dataset
+
+
+def validate_document(name: str, document: Any) -> None:
+    """Validate a result (pydantic model or plain data) against the exported JSON Schema ``name``."""
+    import jsonschema
+
+    data = json.loads(document.model_dump_json()) if hasattr(document, "model_dump_json") else document
+    jsonschema.validate(data, json_schemas()[name])
+
+
+class ProviderConformance:
+    """Subclass me in a provider's tests. See the module docstring for the contract."""
+
+    provider_name: ClassVar[str]
+    min_accuracy: ClassVar[float] = 0.6
+    epochs: ClassVar[int] = 3
+    cancel_epochs: ClassVar[int] = 50
+
+    # -- fixtures a provider may override --------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    def provider_config(self) -> dict[str, str] | None:
+        """Settings for the provider; ``None`` resolves them the usual way (file, environment)."""
+        return None
+
+    @pytest.fixture(scope="class")
+    def train_hyperparameters(self) -> dict[str, Any]:
+        """Provider hyperparameters for the conformance training run."""
+        return {}
+
+    # -- shared fixtures ---------------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    def conformance_home(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+        home = tmp_path_factory.mktemp(f"mcv-home-{self.provider_name}")
+        previous = os.environ.get("MCV_HOME")
+        os.environ["MCV_HOME"] = str(home)
+        reset()
+        yield home
+        if previous is None:
+            os.environ.pop("MCV_HOME", None)
+        else:
+            os.environ["MCV_HOME"] = previous
+
+    @pytest.fixture(scope="class")
+    def store(self, conformance_home: Path) -> RunStore:
+        return RunStore(conformance_home / "runs.sqlite")
+
+    @pytest.fixture(scope="class")
+    def dataset(self, conformance_home: Path) -> Dataset:
+        return load_dataset(make_tiny_dataset(conformance_home / "tiny", classes=3, train_per_class=16,
+                                              test_per_class=6))
+
+    def _get(self, role: str, store: RunStore, config: dict[str, str] | None) -> Any:
+        return registry().get(self.provider_name, role, config=config, store=store)  # type: ignore[arg-type]
+
+    @pytest.fixture(scope="class")
+    def trainer(self, store: RunStore, provider_config: dict[str, str] | None) -> Trainer:
+        return self._get("trainer", store, provider_config)  # type: ignore[no-any-return]
+
+    @pytest.fixture(scope="class")
+    def deployer(self, store: RunStore, provider_config: dict[str, str] | None) -> Deployer:
+        return self._get("deployer", store, provider_config)  # type: ignore[no-any-return]
+
+    @pytest.fixture(scope="class")
+    def predictor(self, store: RunStore, provider_config: dict[str, str] | None) -> Predictor:
+        return self._get("predictor", store, provider_config)  # type: ignore[no-any-return]
+
+    @pytest.fixture(scope="class")
+    def trained(self, trainer: Trainer, dataset: Dataset, train_hyperparameters: dict[str, Any]) -> Any:
+        spec = TrainingSpec(dataset=dataset, task=Task.CLASSIFICATION, epochs=self.epochs,
+                            hyperparameters=dict(train_hyperparameters))
+        return trainer.train(spec, timeout=600)
+
+    @pytest.fixture(scope="class")
+    def endpoint(self, deployer: Deployer, trained: Any) -> Iterator[Any]:
+        endpoint = deployer.deploy(trained.model_id, timeout=300)
+        yield endpoint
+        deployer.undeploy(endpoint.id)
+
+    # -- the checks --------------------------------------------------------------------------------
+
+    def test_capabilities_are_complete(self, trainer: Trainer) -> None:
+        caps = trainer.capabilities
+        assert set(caps.supported) | set(caps.unsupported) == set(ALL_FEATURES)
+        assert all(reason.strip() for reason in caps.unsupported.values())
+        assert caps.tasks, "a provider supports at least one task"
+
+    def test_provider_is_ready(self, trainer: Trainer) -> None:
+        assert trainer.problems() == []
+
+    def test_train_job_valid_and_succeeded(self, trained: Any, store: RunStore) -> None:
+        validate_document("job", trained)
+        assert trained.state is JobState.SUCCEEDED
+        assert trained.model_id is not None
+        assert store.model(trained.model_id).labels == ["circle", "square", "triangle"]
+
+    def test_status_from_record(self, trainer: Trainer, trained: Any) -> None:
+        again = trainer.status(trained.id)
+        assert again.state is JobState.SUCCEEDED and again.model_id == trained.model_id
+
+    def test_deploy_ready_and_valid(self, endpoint: Any) -> None:
+        validate_document("endpoint", endpoint)
+        assert endpoint.state is EndpointState.READY
+
+    def test_predict_valid_schema(self, predictor: Predictor, endpoint: Any, dataset: Dataset) -> None:
+        image = dataset.absolute(dataset.split("test")[0])
+        prediction = predictor.predict(endpoint.id, image)
+        validate_document("prediction", prediction)
+        assert prediction.provider == self.provider_name
+        assert prediction.labels, "a classifier answers at least one label"
+        confidences = [label.confidence for label in prediction.labels]
+        assert confidences == sorted(confidences, reverse=True)
+        assert all(0.0 <= c <= 1.0 for c in confidences)
+        assert {label.name for label in prediction.labels} <= set(dataset.classes)
+        for label in prediction.labels:
+            assert dataset.classes[label.index] == label.name
+
+    def test_predict_batch_keeps_order(self, predictor: Predictor, endpoint: Any, dataset: Dataset) -> None:
+        paths = [dataset.absolute(img) for img in dataset.split("test")[:4]]
+        results = predictor.predict_batch(endpoint.id, paths)
+        assert [r.image for r in results] == [str(p) for p in paths]
+
+    def test_evaluate_beats_chance(self, predictor: Predictor, endpoint: Any, dataset: Dataset) -> None:
+        evaluation = evaluate_endpoint(predictor, endpoint.id, dataset, split="test")
+        validate_document("evaluation", evaluation)
+        assert evaluation.num_images == len(dataset.split("test"))
+        assert evaluation.accuracy is not None and evaluation.accuracy >= self.min_accuracy
+        assert evaluation.confusion is not None and sum(map(sum, evaluation.confusion)) == evaluation.num_images
+
+    def test_predict_rejects_non_image(self, predictor: Predictor, endpoint: Any, tmp_path: Path) -> None:
+        bogus = tmp_path / "notes.jpg"
+        bogus.write_text("this is not an image")
+        with pytest.raises(InvalidImage, match="notes.jpg"):
+            predictor.predict(endpoint.id, bogus)
+
+    def test_undeploy_is_idempotent(self, deployer: Deployer, trained: Any) -> None:
+        endpoint = deployer.deploy(trained.model_id, timeout=300)
+        first = deployer.undeploy(endpoint.id)
+        second = deployer.undeploy(endpoint.id)
+        assert first.state is EndpointState.DELETED and second.state is EndpointState.DELETED
+        validate_document("endpoint", second)
+
+    def test_unsupported_request_refused_before_work(self, trainer: Trainer, dataset: Dataset,
+                                                     store: RunStore) -> None:
+        gaps = [f for f in trainer.capabilities.unsupported if f.startswith(("task:", "compute:"))]
+        if not gaps:
+            pytest.skip("this provider supports every task and compute kind")
+        feature = gaps[0]
+        kind, _, value = feature.partition(":")
+        spec = TrainingSpec(dataset=dataset, task=Task(value) if kind == "task" else Task.CLASSIFICATION,
+                            compute=value if kind == "compute" else "cpu", epochs=1)
+        before = len(store.jobs())
+        with pytest.raises(UnsupportedFeature, match=feature):
+            trainer.submit(spec)
+        assert len(store.jobs()) == before, "nothing is recorded or sent for a refused request"
+
+    def test_cancel(self, trainer: Trainer, dataset: Dataset, train_hyperparameters: dict[str, Any]) -> None:
+        if not trainer.capabilities.supports("cancel"):
+            pytest.skip(trainer.capabilities.unsupported["cancel"])
+        job = trainer.submit(TrainingSpec(dataset=dataset, epochs=self.cancel_epochs,
+                                          hyperparameters=dict(train_hyperparameters)))
+        cancelled = trainer.cancel(job.id)
+        final = trainer.wait(job.id, timeout=120) if not cancelled.state.is_terminal() else cancelled
+        assert final.state is JobState.CANCELLED
+        assert trainer.cancel(job.id).state is JobState.CANCELLED  # cancelling again changes nothing
+
+    def test_unknown_ids_raise_not_found(self, trainer: Trainer, deployer: Deployer, predictor: Predictor,
+                                         tmp_path: Path) -> None:
+        with pytest.raises(NotFound):
+            trainer.status("job-00000000-ffffff")
+        with pytest.raises(NotFound):
+            deployer.undeploy("ep-00000000-ffffff")
+        with pytest.raises(NotFound):
+            deployer.deploy("model-00000000-ffffff")
+        with pytest.raises(NotFound):
+            predictor.predict("ep-00000000-ffffff", b"\x89PNG")
+
+    def test_schemas_cover_documents(self) -> None:
+        assert {"prediction", "evaluation", "job", "endpoint"} <= set(SCHEMAS)
