@@ -22,8 +22,18 @@ from multicloud_cv.errors import DatasetError
 log = logging.getLogger(__name__)
 
 FASHION_MNIST_DIR = Path(os.environ.get("MCV_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-FASHION_CLASSES = ["t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-                   "ankle_boot"]
+FASHION_CLASSES = [
+    "t-shirt_top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+]
 
 
 def fashion_mnist_available() -> bool:
@@ -44,11 +54,19 @@ def read_idx(images_gz: Path, labels_gz: Path) -> tuple[list[bytes], list[int], 
             raise DatasetError(f"{labels_gz} does not match {images_gz}")
         labels = list(handle.read(n_labels))
     size = rows * cols
-    return [raw[i * size:(i + 1) * size] for i in range(count)], labels, rows, cols
+    return [raw[i * size : (i + 1) * size] for i in range(count)], labels, rows, cols
 
 
-def _write_split(dest: Path, split: str, classes: list[str], pixels: list[bytes], labels: list[int],
-                 size: tuple[int, int], per_class: int | None, on_file: Callable[[], None] | None) -> int:
+def _write_split(
+    dest: Path,
+    split: str,
+    classes: list[str],
+    pixels: list[bytes],
+    labels: list[int],
+    size: tuple[int, int],
+    per_class: int | None,
+    on_file: Callable[[], None] | None,
+) -> int:
     from PIL import Image
 
     counts = dict.fromkeys(range(len(classes)), 0)
@@ -66,20 +84,31 @@ def _write_split(dest: Path, split: str, classes: list[str], pixels: list[bytes]
     return written
 
 
-def write_fashion_mnist(dest: Path, train_per_class: int | None = None, test_per_class: int | None = None,
-                        on_file: Callable[[], None] | None = None) -> Path:
+def write_fashion_mnist(
+    dest: Path,
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> Path:
     """Write Fashion-MNIST as ``dest/{train,test}/<class>/*.png``; return ``dest``. Reused when complete."""
     if (dest / ".complete").exists():
         return dest
     if not fashion_mnist_available():
-        raise DatasetError(f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR}; "
-                           "install it with: apt-get install dataset-fashion-mnist")
+        raise DatasetError(
+            f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR}; "
+            "install it with: apt-get install dataset-fashion-mnist"
+        )
     train = read_idx(FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz", FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz")
     test = read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz", FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
-    return _atomic_write(dest, lambda tmp: (
-        _write_split(tmp, "train", FASHION_CLASSES, train[0], train[1], (train[3], train[2]), train_per_class, on_file),
-        _write_split(tmp, "test", FASHION_CLASSES, test[0], test[1], (test[3], test[2]), test_per_class, on_file),
-    ))
+    return _atomic_write(
+        dest,
+        lambda tmp: (
+            _write_split(
+                tmp, "train", FASHION_CLASSES, train[0], train[1], (train[3], train[2]), train_per_class, on_file
+            ),
+            _write_split(tmp, "test", FASHION_CLASSES, test[0], test[1], (test[3], test[2]), test_per_class, on_file),
+        ),
+    )
 
 
 def write_digits(dest: Path, on_file: Callable[[], None] | None = None) -> Path:
@@ -89,8 +118,9 @@ def write_digits(dest: Path, on_file: Callable[[], None] | None = None) -> Path:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
-        raise DatasetError("no bundled dataset found: install the Debian package dataset-fashion-mnist "
-                           "or scikit-learn") from exc
+        raise DatasetError(
+            "no bundled dataset found: install the Debian package dataset-fashion-mnist or scikit-learn"
+        ) from exc
     digits = load_digits()
     pixels = [bytes(int(v * 255 / 16) for v in row) for row in digits.data]
     labels = [int(t) for t in digits.target]
@@ -98,10 +128,26 @@ def write_digits(dest: Path, on_file: Callable[[], None] | None = None) -> Path:
     test_idx = set(range(0, len(labels), 5))
 
     def write(tmp: Path) -> None:
-        _write_split(tmp, "train", classes, [p for i, p in enumerate(pixels) if i not in test_idx],
-                     [t for i, t in enumerate(labels) if i not in test_idx], (8, 8), None, on_file)
-        _write_split(tmp, "test", classes, [p for i, p in enumerate(pixels) if i in test_idx],
-                     [t for i, t in enumerate(labels) if i in test_idx], (8, 8), None, on_file)
+        _write_split(
+            tmp,
+            "train",
+            classes,
+            [p for i, p in enumerate(pixels) if i not in test_idx],
+            [t for i, t in enumerate(labels) if i not in test_idx],
+            (8, 8),
+            None,
+            on_file,
+        )
+        _write_split(
+            tmp,
+            "test",
+            classes,
+            [p for i, p in enumerate(pixels) if i in test_idx],
+            [t for i, t in enumerate(labels) if i in test_idx],
+            (8, 8),
+            None,
+            on_file,
+        )
 
     return _atomic_write(dest, write)
 
@@ -121,8 +167,9 @@ def _atomic_write(dest: Path, write: Callable[[Path], object]) -> Path:
     return dest
 
 
-def demo_dataset(home: Path, train_per_class: int = 500, test_per_class: int = 100,
-                 on_file: Callable[[], None] | None = None) -> tuple[Path, str]:
+def demo_dataset(
+    home: Path, train_per_class: int = 500, test_per_class: int = 100, on_file: Callable[[], None] | None = None
+) -> tuple[Path, str]:
     """The demo's dataset folder and its name: a Fashion-MNIST subset, else scikit-learn digits."""
     if fashion_mnist_available():
         dest = home / "datasets" / f"fashion-mnist-{train_per_class}-{test_per_class}"

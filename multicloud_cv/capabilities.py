@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from multicloud_cv.errors import UnsupportedFeature
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """What a model predicts."""
 
     CLASSIFICATION = "classification"

@@ -20,8 +20,14 @@ from multicloud_cv.schema import DemoResult
 log = logging.getLogger(__name__)
 
 
-def run_demo(epochs: int = 6, train_per_class: int = 500, test_per_class: int = 100, predict_count: int = 5,
-             show_progress: bool = True, provider: str = "local") -> DemoResult:
+def run_demo(
+    epochs: int = 6,
+    train_per_class: int = 500,
+    test_per_class: int = 100,
+    predict_count: int = 5,
+    show_progress: bool = True,
+    provider: str = "local",
+) -> DemoResult:
     """Run the demo and return the evaluation and the sample predictions."""
     from multicloud_cv.cli.output import count_progress, job_progress, stderr_console
 

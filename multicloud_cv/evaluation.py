@@ -57,14 +57,19 @@ def score_classification(classes: Sequence[str], truths: Sequence[int], predicte
     correct = sum(confusion[i][i] for i in range(n))
     scored = [p.f1 for p in per_label if p.support > 0]
     return Evaluation(
-        task="classification", num_images=total, accuracy=correct / total if total else 0.0,
-        macro_f1=sum(scored) / len(scored) if scored else 0.0, per_label=per_label, labels=list(classes),
+        task="classification",
+        num_images=total,
+        accuracy=correct / total if total else 0.0,
+        macro_f1=sum(scored) / len(scored) if scored else 0.0,
+        per_label=per_label,
+        labels=list(classes),
         confusion=confusion,
     )
 
 
-def score_multilabel(classes: Sequence[str], truths: Sequence[Sequence[int]], predicted: Sequence[set[str]],
-                     threshold: float) -> Evaluation:
+def score_multilabel(
+    classes: Sequence[str], truths: Sequence[Sequence[int]], predicted: Sequence[set[str]], threshold: float
+) -> Evaluation:
     """Multi-label scores: exact-match accuracy and per-label P/R/F1 of the names predicted at ``threshold``."""
     from multicloud_cv.schema import Evaluation, PerLabel
 
@@ -80,9 +85,15 @@ def score_multilabel(classes: Sequence[str], truths: Sequence[Sequence[int]], pr
         per_label.append(PerLabel(name=name, index=i, precision=pr, recall=rc, f1=f1, support=tp + fn))
     scored = [p.f1 for p in per_label if p.support > 0]
     total = len(truths)
-    return Evaluation(task="multilabel", num_images=total, accuracy=exact / total if total else 0.0,
-                      macro_f1=sum(scored) / len(scored) if scored else 0.0, per_label=per_label,
-                      labels=list(classes), threshold=threshold)
+    return Evaluation(
+        task="multilabel",
+        num_images=total,
+        accuracy=exact / total if total else 0.0,
+        macro_f1=sum(scored) / len(scored) if scored else 0.0,
+        per_label=per_label,
+        labels=list(classes),
+        threshold=threshold,
+    )
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -100,13 +111,21 @@ def evaluation_images(dataset: Dataset, split: str = "test") -> list[ImageRecord
         return images
     if all(image.split is None for image in dataset.images):
         return list(dataset.images)
-    raise DatasetError(f"dataset {dataset.root} has no '{split}' split; choose one with --split "
-                       f"(it has: {', '.join(sorted(dataset.splits))})")
+    raise DatasetError(
+        f"dataset {dataset.root} has no '{split}' split; choose one with --split "
+        f"(it has: {', '.join(sorted(dataset.splits))})"
+    )
 
 
-def evaluate_endpoint(predictor: Predictor, endpoint_id: str, dataset: Dataset, split: str = "test",
-                      threshold: float = 0.5, concurrency: int = 4,
-                      on_progress: Callable[[int, int], None] | None = None) -> Evaluation:
+def evaluate_endpoint(
+    predictor: Predictor,
+    endpoint_id: str,
+    dataset: Dataset,
+    split: str = "test",
+    threshold: float = 0.5,
+    concurrency: int = 4,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
     """Score an endpoint on a dataset split through the provider's Predictor."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -131,16 +150,27 @@ def evaluate_endpoint(predictor: Predictor, endpoint_id: str, dataset: Dataset, 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         predictions = list(pool.map(one, paths))
     if task == "multilabel":
-        evaluation = score_multilabel(dataset.classes, [img.labels for img in images],
-                                      [{lab.name for lab in p.labels if lab.confidence >= threshold}
-                                       for p in predictions], threshold)
+        evaluation = score_multilabel(
+            dataset.classes,
+            [img.labels for img in images],
+            [{lab.name for lab in p.labels if lab.confidence >= threshold} for p in predictions],
+            threshold,
+        )
     else:
-        evaluation = score_classification(dataset.classes, [img.labels[0] for img in images],
-                                          [p.labels[0].name if p.labels else None for p in predictions])
+        evaluation = score_classification(
+            dataset.classes,
+            [img.labels[0] for img in images],
+            [p.labels[0].name if p.labels else None for p in predictions],
+        )
     latencies = sorted(p.latency_ms for p in predictions)
     first = predictions[0] if predictions else None
-    return evaluation.model_copy(update={
-        "provider": first.provider if first else None, "model_id": first.model_id if first else None,
-        "endpoint_id": endpoint_id, "latency_ms_p50": _percentile(latencies, 50),
-        "latency_ms_p95": _percentile(latencies, 95), "emulated": any(p.emulated for p in predictions),
-    })
+    return evaluation.model_copy(
+        update={
+            "provider": first.provider if first else None,
+            "model_id": first.model_id if first else None,
+            "endpoint_id": endpoint_id,
+            "latency_ms_p50": _percentile(latencies, 50),
+            "latency_ms_p95": _percentile(latencies, 95),
+            "emulated": any(p.emulated for p in predictions),
+        }
+    )

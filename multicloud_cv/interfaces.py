@@ -186,7 +186,8 @@ class ProviderPlugin(ABC):
             found.append(f"missing {', '.join(missing)}: {self.install_hint or 'pip install ' + ' '.join(missing)}")
         for key in missing_required(self.settings, self.config):
             env = next(s.env_var(self.name) for s in self.settings if s.name == key)
-            found.append(f"setting '{key}' is not set: add it to mcv.toml [providers.{self.name}], set {env}, or pass -o {key}=...")
+            where = f"mcv.toml [providers.{self.name}]"
+            found.append(f"setting '{key}' is not set: add it to {where}, set {env}, or pass -o {key}=...")
         found += self._credential_problems()
         return found
 
@@ -198,9 +199,8 @@ class ProviderPlugin(ABC):
         """Raise the first problem as an error before any work starts."""
         missing = self.missing_modules()
         if missing:
-            raise ProviderNotInstalled(
-                f"provider '{self.name}' needs {', '.join(missing)}: {self.install_hint or 'pip install ' + ' '.join(missing)}"
-            )
+            hint = self.install_hint or "pip install " + " ".join(missing)
+            raise ProviderNotInstalled(f"provider '{self.name}' needs {', '.join(missing)}: {hint}")
         problems = self.problems()
         if problems:
             raise ConfigError(f"provider '{self.name}' is not ready: {problems[0]}")
@@ -251,8 +251,13 @@ class Trainer(ProviderPlugin):
             native = self._submit(spec, job_id)
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, MCVError) else f"{type(exc).__name__}: {exc}"
-            self.store.update_job(job_id, state=JobState.FAILED.value, native_state="SUBMIT_FAILED",
-                                  failure_reason=reason, finished_at=time.time())
+            self.store.update_job(
+                job_id,
+                state=JobState.FAILED.value,
+                native_state="SUBMIT_FAILED",
+                failure_reason=reason,
+                finished_at=time.time(),
+            )
             raise
         return self._record_native(job_id, native)
 
@@ -273,9 +278,7 @@ class Trainer(ProviderPlugin):
         native = self._describe(record.native_id, record)
         return self._record_native(job_id, native)
 
-    def wait(
-        self, job_id: str, timeout: float | None = None, on_update: Callable[[Job], None] | None = None
-    ) -> Job:
+    def wait(self, job_id: str, timeout: float | None = None, on_update: Callable[[Job], None] | None = None) -> Job:
         """Poll with backoff until the job is terminal; raise :class:`JobFailed` if it failed."""
         job = poll(
             lambda: self.status(job_id),
@@ -369,9 +372,14 @@ class Trainer(ProviderPlugin):
             model_id = new_id("model")
             self.store.add_model(
                 ModelRecord(
-                    id=model_id, provider=self.name, job_id=job_id, native_id=native.model.native_id,
-                    task=native.model.task or record.task, labels=native.model.labels,
-                    artifact=native.model.artifact, info=native.model.info,
+                    id=model_id,
+                    provider=self.name,
+                    job_id=job_id,
+                    native_id=native.model.native_id,
+                    task=native.model.task or record.task,
+                    labels=native.model.labels,
+                    artifact=native.model.artifact,
+                    info=native.model.info,
                 )
             )
             changes["model_id"] = model_id
@@ -386,11 +394,22 @@ def job_from_record(record: JobRecord, progress: str | None = None, emulated: bo
     from multicloud_cv.schema import Job
 
     return Job(
-        id=record.id, provider=record.provider, state=JobState(record.state), native_state=record.native_state,
-        native_id=record.native_id, model_id=record.model_id, failure_reason=record.failure_reason,
-        metrics=record.metrics, cost_usd=record.cost_usd, task=record.task,  # type: ignore[arg-type]
-        dataset=record.dataset, run_id=record.run_id, progress=progress or record.progress,
-        created_at=to_datetime(record.created_at), updated_at=to_datetime(record.updated_at), emulated=emulated,
+        id=record.id,
+        provider=record.provider,
+        state=JobState(record.state),
+        native_state=record.native_state,
+        native_id=record.native_id,
+        model_id=record.model_id,
+        failure_reason=record.failure_reason,
+        metrics=record.metrics,
+        cost_usd=record.cost_usd,
+        task=record.task,  # type: ignore[arg-type]
+        dataset=record.dataset,
+        run_id=record.run_id,
+        progress=progress or record.progress,
+        created_at=to_datetime(record.created_at),
+        updated_at=to_datetime(record.updated_at),
+        emulated=emulated,
     )
 
 
@@ -400,8 +419,14 @@ def job_from_record(record: JobRecord, progress: str | None = None, emulated: bo
 class Deployer(ProviderPlugin):
     """Serves models. Public methods: deploy, status, wait, undeploy, endpoints."""
 
-    def deploy(self, model_id: str, ttl_s: float | None = None, wait: bool = True,
-               timeout: float | None = 600.0, run_id: str | None = None) -> Endpoint:
+    def deploy(
+        self,
+        model_id: str,
+        ttl_s: float | None = None,
+        wait: bool = True,
+        timeout: float | None = 600.0,
+        run_id: str | None = None,
+    ) -> Endpoint:
         """Create an endpoint for a recorded model and (by default) wait until it is READY.
 
         The endpoint is recorded before the hook runs; if creation fails the record says
@@ -410,24 +435,33 @@ class Deployer(ProviderPlugin):
         self.ensure_ready()
         model = self.store.model(model_id)
         if model.provider != self.name:
-            raise BadInput(f"model {model_id} was trained by '{model.provider}'; deploy it with --provider {model.provider}")
+            raise BadInput(
+                f"model {model_id} was trained by '{model.provider}'; deploy it with --provider {model.provider}"
+            )
         if ttl_s is not None:
             self.check_capabilities(["endpoint_ttl"])
             if ttl_s <= 0:
                 raise BadInput(f"--ttl must be positive, got {ttl_s:g} s")
         self.check_capabilities([f"task:{model.task or 'classification'}"])
         endpoint_id = new_id("ep")
-        self.store.add_endpoint(EndpointRecord(
-            id=endpoint_id, provider=self.name, model_id=model_id, state=EndpointState.CREATING.value,
-            native_state="CREATING", run_id=run_id,
-            expires_at=None if ttl_s is None else time.time() + ttl_s,
-        ))
+        self.store.add_endpoint(
+            EndpointRecord(
+                id=endpoint_id,
+                provider=self.name,
+                model_id=model_id,
+                state=EndpointState.CREATING.value,
+                native_state="CREATING",
+                run_id=run_id,
+                expires_at=None if ttl_s is None else time.time() + ttl_s,
+            )
+        )
         try:
             native = self._deploy(model, endpoint_id, ttl_s)
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, MCVError) else f"{type(exc).__name__}: {exc}"
-            self.store.update_endpoint(endpoint_id, state=EndpointState.FAILED.value,
-                                       native_state="CREATE_FAILED", failure_reason=reason)
+            self.store.update_endpoint(
+                endpoint_id, state=EndpointState.FAILED.value, native_state="CREATE_FAILED", failure_reason=reason
+            )
             raise
         endpoint = self._record_native(endpoint_id, native)
         if wait and endpoint.state is EndpointState.CREATING:
@@ -441,12 +475,19 @@ class Deployer(ProviderPlugin):
             return self._endpoint(record)
         return self._record_native(endpoint_id, self._describe_endpoint(record))
 
-    def wait(self, endpoint_id: str, timeout: float | None = 600.0,
-             on_update: Callable[[Endpoint], None] | None = None) -> Endpoint:
+    def wait(
+        self, endpoint_id: str, timeout: float | None = 600.0, on_update: Callable[[Endpoint], None] | None = None
+    ) -> Endpoint:
         """Poll until the endpoint is READY, FAILED or DELETED."""
-        return poll(lambda: self.status(endpoint_id), lambda e: e.state.is_terminal(), self.backoff,
-                    timeout=timeout, on_update=on_update, what=f"endpoint {endpoint_id}",
-                    hint=f"check it with `mcv endpoints`; remove it with `mcv undeploy {endpoint_id}`")
+        return poll(
+            lambda: self.status(endpoint_id),
+            lambda e: e.state.is_terminal(),
+            self.backoff,
+            timeout=timeout,
+            on_update=on_update,
+            what=f"endpoint {endpoint_id}",
+            hint=f"check it with `mcv endpoints`; remove it with `mcv undeploy {endpoint_id}`",
+        )
 
     def undeploy(self, endpoint_id: str) -> Endpoint:
         """Delete the endpoint so it stops costing money. Idempotent: undeploying twice is fine."""
@@ -458,16 +499,18 @@ class Deployer(ProviderPlugin):
                 self._undeploy(record)
             except NotFound:
                 log.info("endpoint %s was already gone at the provider", endpoint_id)
-        return self._endpoint(self.store.update_endpoint(
-            endpoint_id, state=EndpointState.DELETED.value, native_state="DELETED"))
+        return self._endpoint(
+            self.store.update_endpoint(endpoint_id, state=EndpointState.DELETED.value, native_state="DELETED")
+        )
 
     def endpoints(self, include_deleted: bool = False) -> list[Endpoint]:
         """This provider's recorded endpoints, refreshed from the provider."""
         out = []
         for record in self.store.endpoints(include_deleted=include_deleted):
             if record.provider == self.name:
-                out.append(self.status(record.id) if record.state != EndpointState.DELETED.value
-                           else self._endpoint(record))
+                out.append(
+                    self.status(record.id) if record.state != EndpointState.DELETED.value else self._endpoint(record)
+                )
         return out
 
     # hooks ---------------------------------------------------------------------------------------
@@ -489,8 +532,11 @@ class Deployer(ProviderPlugin):
     def _record_native(self, endpoint_id: str, native: NativeEndpoint) -> Endpoint:
         record = self.store.endpoint(endpoint_id)
         changes: dict[str, Any] = {
-            "native_id": native.native_id, "state": native.state.value, "native_state": native.native_state,
-            "url": native.url or record.url, "failure_reason": native.failure_reason,
+            "native_id": native.native_id,
+            "state": native.state.value,
+            "native_state": native.native_state,
+            "url": native.url or record.url,
+            "failure_reason": native.failure_reason,
             "info": {**record.info, **native.info},
         }
         if native.cost_per_hour_usd is not None:
@@ -501,10 +547,18 @@ class Deployer(ProviderPlugin):
         from multicloud_cv.schema import Endpoint
 
         return Endpoint(
-            id=record.id, provider=record.provider, model_id=record.model_id, state=EndpointState(record.state),
-            native_state=record.native_state, native_id=record.native_id, url=record.url,
-            cost_per_hour_usd=record.cost_per_hour_usd, created_at=to_datetime(record.created_at),
-            expires_at=to_datetime(record.expires_at), failure_reason=record.failure_reason, emulated=self.emulated,
+            id=record.id,
+            provider=record.provider,
+            model_id=record.model_id,
+            state=EndpointState(record.state),
+            native_state=record.native_state,
+            native_id=record.native_id,
+            url=record.url,
+            cost_per_hour_usd=record.cost_per_hour_usd,
+            created_at=to_datetime(record.created_at),
+            expires_at=to_datetime(record.expires_at),
+            failure_reason=record.failure_reason,
+            emulated=self.emulated,
         )
 
 
@@ -544,15 +598,21 @@ def read_image_bytes(image: str | Path | bytes, max_bytes: int | None = None) ->
 class Predictor(ProviderPlugin):
     """Answers predictions from an endpoint in the shared schema. Public: predict, predict_batch."""
 
-    def predict(self, endpoint_id: str, image: str | Path | bytes, top_k: int | None = None,
-                threshold: float | None = None) -> Prediction:
+    def predict(
+        self, endpoint_id: str, image: str | Path | bytes, top_k: int | None = None, threshold: float | None = None
+    ) -> Prediction:
         """One image's prediction; labels and detections sorted by confidence, 0..1."""
         endpoint, model = self._ready_endpoint(endpoint_id)
         return self._predict_one(endpoint, model, image, PredictParams(top_k, threshold))
 
-    def predict_batch(self, endpoint_id: str, images: Iterable[str | Path] | str | Path,
-                      top_k: int | None = None, threshold: float | None = None,
-                      concurrency: int = 4) -> list[Prediction]:
+    def predict_batch(
+        self,
+        endpoint_id: str,
+        images: Iterable[str | Path] | str | Path,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        concurrency: int = 4,
+    ) -> list[Prediction]:
         """Predictions for many images (a list of files or a folder, searched recursively), in input order.
 
         Every file is checked before the first request, so a bad file fails the batch at once.
@@ -572,21 +632,33 @@ class Predictor(ProviderPlugin):
             raise BadInput(f"endpoint {endpoint_id} is {record.state}, not READY; see `mcv endpoints`")
         return record, self.store.model(record.model_id)
 
-    def _predict_one(self, endpoint: EndpointRecord, model: ModelRecord, image: str | Path | bytes,
-                     params: PredictParams, name: str | None = None) -> Prediction:
-        data, found_name = (image, name) if isinstance(image, bytes) and name else read_image_bytes(
-            image, self.capabilities.limits.max_image_bytes)
+    def _predict_one(
+        self,
+        endpoint: EndpointRecord,
+        model: ModelRecord,
+        image: str | Path | bytes,
+        params: PredictParams,
+        name: str | None = None,
+    ) -> Prediction:
+        data, found_name = (
+            (image, name)
+            if isinstance(image, bytes) and name
+            else read_image_bytes(image, self.capabilities.limits.max_image_bytes)
+        )
         started = time.perf_counter()
         prediction = self._predict(endpoint, model, data, params)
         elapsed = (time.perf_counter() - started) * 1000.0
-        return prediction.model_copy(update={
-            "latency_ms": prediction.latency_ms or elapsed, "image": found_name or name,
-            "endpoint_id": endpoint.id, "emulated": self.emulated,
-        })
+        return prediction.model_copy(
+            update={
+                "latency_ms": prediction.latency_ms or elapsed,
+                "image": found_name or name,
+                "endpoint_id": endpoint.id,
+                "emulated": self.emulated,
+            }
+        )
 
     @abstractmethod
-    def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes,
-                 params: PredictParams) -> Prediction:
+    def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes, params: PredictParams) -> Prediction:
         """Hook: send one image and convert the answer to the shared schema."""
 
 

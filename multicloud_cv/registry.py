@@ -15,10 +15,13 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from multicloud_cv import PLUGIN_API_VERSION
 from multicloud_cv.errors import PluginLoadError, ProviderNotInstalled, UnknownProvider
+
+if TYPE_CHECKING:
+    from multicloud_cv.interfaces import ProviderPlugin
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class ProviderEntry:
     """An installed provider: its classes by role and the distribution that ships them."""
 
     name: str
-    classes: dict[Role, type] = field(default_factory=dict)
+    classes: dict[Role, type[ProviderPlugin]] = field(default_factory=dict)
     distribution: str | None = None
     version: str | None = None
 
@@ -66,7 +69,7 @@ class ProviderEntry:
         return [role for role in NAMESPACES if role in self.classes]
 
     @property
-    def primary(self) -> type:
+    def primary(self) -> type[ProviderPlugin]:
         """A class for the provider's metadata (all roles share name, settings and capabilities)."""
         return next(iter(self.classes.values()))
 
@@ -79,8 +82,10 @@ def _api_problem(cls: type, role: Role) -> str | None:
         return f"entry point does not name a {base.__name__} subclass (got {cls!r})"
     declared = str(getattr(cls, "api_version", ""))
     if declared.split(".")[0] != PLUGIN_API_VERSION.split(".")[0]:
-        return (f"written for plugin API {declared or '(none)'}, this multicloud-cv speaks {PLUGIN_API_VERSION}; "
-                "upgrade the plugin or multicloud-cv so they match")
+        return (
+            f"written for plugin API {declared or '(none)'}, this multicloud-cv speaks {PLUGIN_API_VERSION}; "
+            "upgrade the plugin or multicloud-cv so they match"
+        )
     return None
 
 
@@ -96,6 +101,7 @@ class Registry:
         self.entries: dict[str, ProviderEntry] = {}
         self.failures: list[Failure] = []
         for role, namespace in NAMESPACES.items():
+
             def on_failure(_manager: Any, entrypoint: Any, exc: BaseException, namespace: str = namespace) -> None:
                 self._record_failure(entrypoint.name, namespace, exc)
 
@@ -112,10 +118,8 @@ class Registry:
 
     def _record_failure(self, name: str, namespace: str, exc: BaseException) -> None:
         install = KNOWN_PROVIDERS.get(name)
-        if isinstance(exc, ModuleNotFoundError):
-            reason = f"cannot import {exc.name}"
-        else:
-            reason = f"{type(exc).__name__}: {exc}"
+        missing = isinstance(exc, ModuleNotFoundError)
+        reason = f"cannot import {getattr(exc, 'name', exc)}" if missing else f"{type(exc).__name__}: {exc}"
         log.debug("plugin %s in %s failed to load: %s", name, namespace, reason)
         self.failures.append(Failure(name, namespace, reason, install))
 
@@ -137,8 +141,14 @@ class Registry:
         installed = ", ".join(self.names) or "(none)"
         raise UnknownProvider(f"no provider '{name}'; installed: {installed}")
 
-    def get(self, name: str, role: Role, config: Mapping[str, str] | None = None,
-            overrides: Mapping[str, str] | None = None, store: Any = None) -> Any:
+    def get(
+        self,
+        name: str,
+        role: Role,
+        config: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str] | None = None,
+        store: Any = None,
+    ) -> Any:
         """An instance of provider ``name`` in ``role``, with its settings resolved.
 
         Settings come from the config file, ``MCV_<NAME>_<KEY>`` and ``overrides`` (see

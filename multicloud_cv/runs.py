@@ -178,9 +178,7 @@ class RunStore:
         values = {k: (json.dumps(v) if k in _JSON_FIELDS else v) for k, v in changes.items()}
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._connect() as conn:
-            cursor = conn.execute(
-                f"UPDATE {table} SET {assignments} WHERE id = ?", (*values.values(), record_id)
-            )
+            cursor = conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*values.values(), record_id))
             if cursor.rowcount == 0:
                 raise NotFound(f"no {table[:-1]} '{record_id}' in the run records")
 
@@ -195,7 +193,8 @@ class RunStore:
 
     @staticmethod
     def _decode(row: sqlite3.Row) -> dict[str, Any]:
-        return {k: (json.loads(row[k]) if k in _JSON_FIELDS else row[k]) for k in row.keys()}
+        columns = row.keys()  # sqlite3.Row is not a dict: iterating it gives values
+        return {k: (json.loads(row[k]) if k in _JSON_FIELDS else row[k]) for k in columns}
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -273,7 +272,9 @@ class RunStore:
         """The endpoint with this id, or :class:`NotFound`."""
         row = self._get("endpoints", endpoint_id)
         if row is None:
-            raise NotFound(f"no endpoint '{endpoint_id}' in the run records ({self.path}); list them with `mcv endpoints`")
+            raise NotFound(
+                f"no endpoint '{endpoint_id}' in the run records ({self.path}); list them with `mcv endpoints`"
+            )
         return EndpointRecord(**self._decode(row))
 
     def endpoints(self, include_deleted: bool = False) -> list[EndpointRecord]:

@@ -7,10 +7,10 @@ Every provider maps its own status words into these enums through a table
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Life cycle of a training job, the same for every provider."""
 
     QUEUED = "QUEUED"
@@ -24,7 +24,7 @@ class JobState(str, Enum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-class EndpointState(str, Enum):
+class EndpointState(StrEnum):
     """Life cycle of a serving endpoint, the same for every provider."""
 
     CREATING = "CREATING"

@@ -65,8 +65,6 @@ def poll(
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WaitTimeout(
-                    f"{what} still not finished after {timeout:.0f} s; {hint}"
-                )
+                raise WaitTimeout(f"{what} still not finished after {timeout:.0f} s; {hint}")
             pause = min(pause, remaining)
         sleep(pause)

@@ -9,8 +9,11 @@ import pytest
 from multicloud_cv.config import Setting, config_file_path, parse_overrides, redact, resolve
 from multicloud_cv.errors import ConfigError
 
-SETTINGS = (Setting("region", "AWS region", default="us-east-1"), Setting("key", "secret key", secret=True),
-            Setting("bucket", "bucket", required=True))
+SETTINGS = (
+    Setting("region", "AWS region", default="us-east-1"),
+    Setting("key", "secret key", secret=True),
+    Setting("bucket", "bucket", required=True),
+)
 
 
 def test_precedence_file_env_override(tmp_path: Path) -> None:
@@ -36,7 +39,7 @@ def test_local_file_beats_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_unknown_key_lists_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown setting 'regoin'.*valid keys: bucket, key, region"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'regoin'.*valid keys: bucket, key, region"):
         resolve("demo", SETTINGS, {"regoin": "x"}, environ={}, use_config_file=False)
 
 

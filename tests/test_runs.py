@@ -31,7 +31,7 @@ def test_job_round_trip_and_update(mcv_home: Path) -> None:
 def test_unknown_ids_raise_not_found() -> None:
     store = RunStore()
     for lookup in (store.job, store.model, store.endpoint):
-        with pytest.raises(NotFound, match="no (job|model|endpoint) 'nope'"):
+        with pytest.raises(NotFound, match=r"no (job|model|endpoint) 'nope'"):
             lookup("nope")
     with pytest.raises(NotFound):
         store.update_job("nope", state="FAILED")
@@ -41,8 +41,10 @@ def test_another_process_sees_the_records(mcv_home: Path) -> None:
     store = RunStore()
     store.add_model(ModelRecord(id="model-1", provider="local", labels=["a", "b"]))
     store.add_endpoint(EndpointRecord(id="ep-1", provider="local", model_id="model-1", state="READY"))
-    code = ("from multicloud_cv.runs import RunStore; s = RunStore(); "
-            "print(s.model('model-1').labels, s.endpoint('ep-1').state)")
+    code = (
+        "from multicloud_cv.runs import RunStore; s = RunStore(); "
+        "print(s.model('model-1').labels, s.endpoint('ep-1').state)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['a', 'b'] READY"
 

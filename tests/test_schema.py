@@ -35,18 +35,27 @@ def test_prediction_field_names_are_the_contract() -> None:
 def test_evaluation_and_job_and_endpoint_field_names() -> None:
     schemas = json_schemas()
     assert {"task", "num_images", "accuracy", "macro_f1", "per_label", "confusion", "map50", "map"} <= set(
-        schemas["evaluation"]["properties"])
-    assert {"name", "precision", "recall", "f1", "support"} <= set(schemas["evaluation"]["$defs"]["PerLabel"]["properties"])
+        schemas["evaluation"]["properties"]
+    )
+    assert {"name", "precision", "recall", "f1", "support"} <= set(
+        schemas["evaluation"]["$defs"]["PerLabel"]["properties"]
+    )
     assert {"id", "provider", "state", "native_state", "model_id", "failure_reason", "metrics", "cost_usd"} <= set(
-        schemas["job"]["properties"])
+        schemas["job"]["properties"]
+    )
     assert {"id", "provider", "model_id", "state", "url", "cost_per_hour_usd"} <= set(schemas["endpoint"]["properties"])
     assert schemas["job"]["$defs"]["JobState"]["enum"] == ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
     assert schemas["endpoint"]["$defs"]["EndpointState"]["enum"] == ["CREATING", "READY", "FAILED", "DELETED"]
 
 
 def test_labels_are_sorted_by_confidence() -> None:
-    p = Prediction(provider="x", model_id="m", task="classification", latency_ms=1.0,
-                   labels=[LabelScore(name="a", index=0, confidence=0.1), LabelScore(name="b", index=1, confidence=0.9)])
+    p = Prediction(
+        provider="x",
+        model_id="m",
+        task="classification",
+        latency_ms=1.0,
+        labels=[LabelScore(name="a", index=0, confidence=0.1), LabelScore(name="b", index=1, confidence=0.9)],
+    )
     assert [lab.name for lab in p.labels] == ["b", "a"]
 
 

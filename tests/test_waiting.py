@@ -17,8 +17,13 @@ def test_poll_stops_when_done_and_reports_every_value() -> None:
     values = iter(["QUEUED", "RUNNING", "DONE"])
     seen: list[str] = []
     slept: list[float] = []
-    result = poll(lambda: next(values), lambda v: v == "DONE", Backoff(initial=0.5, jitter=0), on_update=seen.append,
-                  sleep=slept.append)
+    result = poll(
+        lambda: next(values),
+        lambda v: v == "DONE",
+        Backoff(initial=0.5, jitter=0),
+        on_update=seen.append,
+        sleep=slept.append,
+    )
     assert result == "DONE" and seen == ["QUEUED", "RUNNING", "DONE"] and len(slept) == 2
 
 

@@ -28,6 +28,10 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _duration_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
 def _fail(exc: BaseException, as_json: bool) -> NoReturn:
     from multicloud_cv.errors import MCVError
 
@@ -88,8 +92,14 @@ def _registry() -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-set_option = click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-                          help="Provider setting (beats mcv.toml and MCV_<PROVIDER>_<KEY>); repeatable.")
+set_option = click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Provider setting (beats mcv.toml and MCV_<PROVIDER>_<KEY>); repeatable.",
+)
 
 
 # -- providers ---------------------------------------------------------------------------------
@@ -115,22 +125,47 @@ def providers(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--provider", "-p", default="local", show_default=True, help="Where to train.")
-@click.option("--dataset", "-d", "dataset_path", required=True, type=click.Path(path_type=str),
-              help="Dataset folder (folder per class, optional train/valid/test) or labels.csv.")
-@click.option("--task", type=click.Choice(["classification", "multilabel", "detection"]), default=None,
-              help="What to train (default: from the dataset).")
+@click.option(
+    "--dataset",
+    "-d",
+    "dataset_path",
+    required=True,
+    type=click.Path(path_type=str),
+    help="Dataset folder (folder per class, optional train/valid/test) or labels.csv.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "multilabel", "detection"]),
+    default=None,
+    help="What to train (default: from the dataset).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
-@click.option("--hp", "hyperparameters", multiple=True, metavar="KEY=VALUE", help="Provider hyperparameter; repeatable.")
+@click.option(
+    "--hp", "hyperparameters", multiple=True, metavar="KEY=VALUE", help="Provider hyperparameter; repeatable."
+)
 @click.option("--compute", type=click.Choice(["cpu", "gpu", "tpu"]), default="cpu", show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the job to finish.")
-@click.option("--timeout", type=str, default=None, help="Give up waiting after this long (e.g. 2h).")
+@click.option(
+    "--timeout", type=str, default=None, callback=_duration_option, help="Give up waiting after this long (e.g. 2h)."
+)
 @click.option("--skip-invalid", is_flag=True, help="Leave unreadable images out with a warning instead of failing.")
 @click.option("--dry-run", is_flag=True, help="Print the native request and check everything; send nothing.")
 @set_option
 @json_option
-def train(provider: str, dataset_path: str, task: str | None, epochs: int | None, hyperparameters: tuple[str, ...],
-          compute: str, wait: bool, timeout: str | None, skip_invalid: bool, dry_run: bool,
-          options: tuple[str, ...], as_json: bool) -> None:
+def train(
+    provider: str,
+    dataset_path: str,
+    task: str | None,
+    epochs: int | None,
+    hyperparameters: tuple[str, ...],
+    compute: str,
+    wait: bool,
+    timeout: float | None,
+    skip_invalid: bool,
+    dry_run: bool,
+    options: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Train a model on a provider. Prints the job (and its model id when done)."""
     from multicloud_cv.capabilities import Task
     from multicloud_cv.cli.output import emit_json, job_progress, stderr_console
@@ -144,8 +179,9 @@ def train(provider: str, dataset_path: str, task: str | None, epochs: int | None
     chosen = Task(task or dataset.task)
     trainer.check_capabilities([chosen.feature, f"compute:{compute}"])
     dataset = verify_images(dataset, trainer.capabilities.limits, skip_invalid=skip_invalid)
-    spec = TrainingSpec(dataset=dataset, task=chosen, epochs=epochs, hyperparameters=_options(hyperparameters),
-                        compute=compute)
+    spec = TrainingSpec(
+        dataset=dataset, task=chosen, epochs=epochs, hyperparameters=_options(hyperparameters), compute=compute
+    )
     if dry_run:
         from multicloud_cv.datasets.validate import preflight
 
@@ -159,7 +195,7 @@ def train(provider: str, dataset_path: str, task: str | None, epochs: int | None
         stderr_console().print(f"submitted [bold]{job.id}[/] on {provider}")
     if wait:
         with job_progress(not as_json, f"training {job.id}") as update:
-            job = trainer.wait(job.id, timeout=None if timeout is None else parse_duration(timeout), on_update=update)
+            job = trainer.wait(job.id, timeout=timeout, on_update=update)
     _print_job(job, as_json)
 
 
@@ -197,7 +233,6 @@ def status(job_id: str | None, as_json: bool) -> None:
     records = _store().jobs()
     if as_json:
         from multicloud_cv.cli.output import emit_json
-
         from multicloud_cv.interfaces import job_from_record
         from multicloud_cv.schema import JobList
 
@@ -209,15 +244,17 @@ def status(job_id: str | None, as_json: bool) -> None:
 
 @cli.command(name="wait")
 @click.argument("job_id")
-@click.option("--timeout", type=str, default=None, help="Give up after this long (e.g. 30m).")
+@click.option(
+    "--timeout", type=str, default=None, callback=_duration_option, help="Give up after this long (e.g. 30m)."
+)
 @json_option
-def wait_cmd(job_id: str, timeout: str | None, as_json: bool) -> None:
+def wait_cmd(job_id: str, timeout: float | None, as_json: bool) -> None:
     """Wait for a job to finish; exit code 1 if it failed."""
     from multicloud_cv.cli.output import job_progress
 
     trainer = _trainer_for_job(job_id)
     with job_progress(not as_json, f"waiting for {job_id}") as update:
-        job = trainer.wait(job_id, timeout=None if timeout is None else parse_duration(timeout), on_update=update)
+        job = trainer.wait(job_id, timeout=timeout, on_update=update)
     _print_job(job, as_json)
 
 
@@ -274,14 +311,20 @@ def _print_endpoint(endpoint: Any, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("model_id")
-@click.option("--ttl", type=str, default=None, help="Delete the endpoint by itself after this long (e.g. 1h).")
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=str,
+    default=None,
+    callback=_duration_option,
+    help="Delete the endpoint by itself after this long (e.g. 1h).",
+)
 @set_option
 @json_option
-def deploy(model_id: str, ttl: str | None, options: tuple[str, ...], as_json: bool) -> None:
+def deploy(model_id: str, ttl_s: float | None, options: tuple[str, ...], as_json: bool) -> None:
     """Serve a trained model behind an endpoint."""
     record = _store().model(model_id)
     deployer = _registry().deployer(record.provider, overrides=_options(options))
-    ttl_s = None if ttl is None else parse_duration(ttl)
     _print_endpoint(deployer.deploy(model_id, ttl_s=ttl_s), as_json)
 
 
@@ -322,8 +365,9 @@ def undeploy(endpoint_id: str, as_json: bool) -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Labels per image (single-label).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Confidence threshold (multi-label).")
 @json_option
-def predict(endpoint_id: str, images: tuple[str, ...], top_k: int | None, threshold: float | None,
-            as_json: bool) -> None:
+def predict(
+    endpoint_id: str, images: tuple[str, ...], top_k: int | None, threshold: float | None, as_json: bool
+) -> None:
     """Predict images (files or folders) with an endpoint; answers in the shared schema."""
     from multicloud_cv.interfaces import expand_images
     from multicloud_cv.schema import PredictionList
@@ -346,16 +390,21 @@ def predict(endpoint_id: str, images: tuple[str, ...], top_k: int | None, thresh
 @click.argument("target")
 @click.option("--dataset", "-d", "dataset_path", required=True, type=click.Path(path_type=str))
 @click.option("--split", default="test", show_default=True, help="Which split to score.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Confidence threshold for multi-label.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Confidence threshold for multi-label.",
+)
 @json_option
 def evaluate(target: str, dataset_path: str, split: str, threshold: float, as_json: bool) -> None:
     """Score a MODEL (served temporarily) or an ENDPOINT on a dataset split with the common metric code."""
     from multicloud_cv.cli.output import count_progress, emit_json
     from multicloud_cv.cli.render import render_evaluation
     from multicloud_cv.datasets import load_dataset
-    from multicloud_cv.evaluation import evaluate_endpoint
     from multicloud_cv.errors import NotFound
+    from multicloud_cv.evaluation import evaluate_endpoint
 
     store = _store()
     dataset = load_dataset(dataset_path)
@@ -367,14 +416,21 @@ def evaluate(target: str, dataset_path: str, split: str, threshold: float, as_js
         try:
             model = store.model(target)
         except NotFound:
-            raise NotFound(f"no model or endpoint '{target}' in the run records; see `mcv status` and "
-                           "`mcv endpoints`") from None
+            raise NotFound(
+                f"no model or endpoint '{target}' in the run records; see `mcv status` and `mcv endpoints`"
+            ) from None
         temporary = registry.deployer(model.provider).deploy(model.id)
         endpoint = store.endpoint(temporary.id)
     try:
         with count_progress(not as_json, "evaluating") as update:
-            result = evaluate_endpoint(registry.predictor(endpoint.provider), endpoint.id, dataset, split=split,
-                                       threshold=threshold, on_progress=update)
+            result = evaluate_endpoint(
+                registry.predictor(endpoint.provider),
+                endpoint.id,
+                dataset,
+                split=split,
+                threshold=threshold,
+                on_progress=update,
+            )
     finally:
         if temporary is not None:
             registry.deployer(temporary.provider).undeploy(temporary.id)
@@ -398,15 +454,18 @@ def demo(epochs: int, train_per_class: int, test_per_class: int, as_json: bool) 
     from multicloud_cv.cli.render import render_evaluation
     from multicloud_cv.demo import run_demo
 
-    result = run_demo(epochs=epochs, train_per_class=train_per_class, test_per_class=test_per_class,
-                      show_progress=not as_json)
+    result = run_demo(
+        epochs=epochs, train_per_class=train_per_class, test_per_class=test_per_class, show_progress=not as_json
+    )
     if as_json:
         emit_json(result)
         return
     click.echo("predictions on held-out images:")
     for p in result.predictions:
         top = p.labels[0] if p.labels else None
-        click.echo(f"  {p.image}: {top.name if top else '-'} {top.confidence if top else 0:.3f}  [{p.latency_ms:.1f} ms]")
+        click.echo(
+            f"  {p.image}: {top.name if top else '-'} {top.confidence if top else 0:.3f}  [{p.latency_ms:.1f} ms]"
+        )
     render_evaluation(result.evaluation)
 
 

@@ -52,9 +52,15 @@ def job_progress(enabled: bool, label: str) -> Iterator[Callable[[Any], None]]:
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=stderr_console(),
-                  transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=False,
+    ) as progress:
         task = progress.add_task(label, total=None, status="")
 
         def update(job: Any) -> None:
@@ -65,8 +71,9 @@ def job_progress(enabled: bool, label: str) -> Iterator[Callable[[Any], None]]:
                 status += f" val_acc={acc:.3f}"
             if match:
                 done, total = int(match.group(1)), int(match.group(2))
-                progress.update(task, total=total, completed=done if job.state.is_terminal() else done - 1,
-                                status=status)
+                progress.update(
+                    task, total=total, completed=done if job.state.is_terminal() else done - 1, status=status
+                )
             else:
                 progress.update(task, status=status)
             if job.state.is_terminal():
@@ -84,8 +91,13 @@ def count_progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], N
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=stderr_console()) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+    ) as progress:
         task = progress.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:

@@ -28,18 +28,36 @@ def providers_report(registry: Registry) -> dict[str, Any]:
         except ConfigError as exc:
             values, problems = {}, [str(exc)]
         shown = redact(cls.settings, values)
-        settings = [{"name": s.name, "help": s.help, "default": None if s.secret else s.default, "secret": s.secret,
-                     "required": s.required, "env": s.env_var(name), "value_set": bool(shown.get(s.name))}
-                    for s in cls.settings]
+        settings = [
+            {
+                "name": s.name,
+                "help": s.help,
+                "default": None if s.secret else s.default,
+                "secret": s.secret,
+                "required": s.required,
+                "env": s.env_var(name),
+                "value_set": bool(shown.get(s.name)),
+            }
+            for s in cls.settings
+        ]
         if not problems:
             problems = cls(values).problems()
-        infos.append({
-            "name": name, "roles": entry.roles, "version": entry.version, "api_version": str(cls.api_version),
-            "description": cls.description, "capabilities": cls.capabilities.as_dict(), "settings": settings,
-            "ready": not problems, "problems": problems,
-        })
-    failures = [{"name": f.name, "namespace": f.namespace, "reason": f.reason, "install": f.install}
-                for f in registry.failures]
+        infos.append(
+            {
+                "name": name,
+                "roles": entry.roles,
+                "version": entry.version,
+                "api_version": str(cls.api_version),
+                "description": cls.description,
+                "capabilities": cls.capabilities.as_dict(),
+                "settings": settings,
+                "ready": not problems,
+                "problems": problems,
+            }
+        )
+    failures = [
+        {"name": f.name, "namespace": f.namespace, "reason": f.reason, "install": f.install} for f in registry.failures
+    ]
     return {"providers": infos, "failures": failures}
 
 

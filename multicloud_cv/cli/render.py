@@ -36,6 +36,6 @@ def render_evaluation(evaluation: Evaluation) -> None:
         matrix.add_column("")
         for i in range(len(evaluation.labels)):
             matrix.add_column(str(i), justify="right")
-        for i, row in enumerate(evaluation.confusion):
-            matrix.add_row(f"{i} {evaluation.labels[i]}", *[str(v) for v in row])
+        for i, counts in enumerate(evaluation.confusion):
+            matrix.add_row(f"{i} {evaluation.labels[i]}", *[str(v) for v in counts])
         console.print(matrix)

@@ -35,7 +35,9 @@ def read_csv_labels(path: Path) -> Dataset:
     with handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"image", "labels"} <= set(reader.fieldnames):
-            raise DatasetError(f"{csv_path}: header must name the columns 'image' and 'labels' (and optionally 'split')")
+            raise DatasetError(
+                f"{csv_path}: header must name the columns 'image' and 'labels' (and optionally 'split')"
+            )
         for line, row in enumerate(reader, start=2):
             image = (row.get("image") or "").strip()
             if not image:
@@ -49,6 +51,8 @@ def read_csv_labels(path: Path) -> Dataset:
             rows.append((image, labels, SPLIT_FOLDERS.get(split_raw) if split_raw else None))
     classes = sorted({label for _, labels, _ in rows for label in labels})
     index = {name: i for i, name in enumerate(classes)}
-    images = [ImageRecord(path=image, labels=tuple(sorted(index[lab] for lab in set(labels))), split=split)
-              for image, labels, split in rows]
+    images = [
+        ImageRecord(path=image, labels=tuple(sorted(index[lab] for lab in set(labels))), split=split)
+        for image, labels, split in rows
+    ]
     return Dataset(root=root, classes=classes, images=images, task="multilabel", source_format="csv")

@@ -19,8 +19,13 @@ from multicloud_cv.datasets.model import Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-SPLIT_FOLDERS = {"train": "train", "valid": "validation", "validation": "validation", "val": "validation",
-                 "test": "test"}
+SPLIT_FOLDERS = {
+    "train": "train",
+    "valid": "validation",
+    "validation": "validation",
+    "val": "validation",
+    "test": "test",
+}
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
@@ -43,6 +48,7 @@ def read_folder(root: Path) -> Dataset:
         raise DatasetError(f"dataset path {root} is not a directory; give the folder that holds one folder per class")
     children = sorted(c for c in root.iterdir() if c.is_dir() and not c.name.startswith("."))
     split_dirs = {c.name.lower(): c for c in children if c.name.lower() in SPLIT_FOLDERS}
+    sources: list[tuple[str | None, Path]]
     if split_dirs and len(split_dirs) == len(children):
         sources = [(SPLIT_FOLDERS[name], folder) for name, folder in sorted(split_dirs.items())]
     else:
@@ -67,7 +73,10 @@ def read_folder(root: Path) -> Dataset:
         raise DatasetError(f"dataset {root} has no class folders; put the images of each class in root/<class>/")
     classes = sorted(class_names)
     index = {name: i for i, name in enumerate(classes)}
-    images = [ImageRecord(path=str(file.relative_to(root)), labels=(index[name],), split=split)
-              for split, name, file in entries]
-    return Dataset(root=root, classes=classes, images=images, task="classification", source_format="folder",
-                   notes=notes)
+    images = [
+        ImageRecord(path=str(file.relative_to(root)), labels=(index[name],), split=split)
+        for split, name, file in entries
+    ]
+    return Dataset(
+        root=root, classes=classes, images=images, task="classification", source_format="folder", notes=notes
+    )

@@ -30,7 +30,9 @@ def preflight(dataset: Dataset, task: Task, limits: Limits, provider: str = "") 
         if task is Task.MULTILABEL and dataset.task == "classification":
             pass  # single-label data is valid multi-label data
         else:
-            raise DatasetError(f"dataset {dataset.root} is a {dataset.task} dataset; it cannot train --task {task.value}")
+            raise DatasetError(
+                f"dataset {dataset.root} is a {dataset.task} dataset; it cannot train --task {task.value}"
+            )
     if not dataset.images:
         raise DatasetError(f"dataset {dataset.root} holds no images")
     training = [img for img in dataset.images if img.split != "test"]
@@ -79,8 +81,9 @@ def _check_one(dataset: Dataset, image: ImageRecord, limits: Limits) -> tuple[Im
     return replace(image, width=width, height=height), None
 
 
-def verify_images(dataset: Dataset, limits: Limits | None = None, skip_invalid: bool = False,
-                  workers: int = 4) -> Dataset:
+def verify_images(
+    dataset: Dataset, limits: Limits | None = None, skip_invalid: bool = False, workers: int = 4
+) -> Dataset:
     """Decode every image; return the dataset with sizes filled in.
 
     An unreadable, truncated or out-of-limit image raises :class:`DatasetError` naming the
@@ -90,8 +93,9 @@ def verify_images(dataset: Dataset, limits: Limits | None = None, skip_invalid: 
     limits = limits or Limits()
     bad_files = [dataset.root / n.partition(":")[2] for n in dataset.notes if n.startswith("not-an-image:")]
     if bad_files and not skip_invalid:
-        raise DatasetError(f"{bad_files[0]} is not an image file ({len(bad_files)} such file(s)); "
-                           "remove them or pass --skip-invalid")
+        raise DatasetError(
+            f"{bad_files[0]} is not an image file ({len(bad_files)} such file(s)); remove them or pass --skip-invalid"
+        )
     for file in bad_files:
         log.warning("skipping %s: not an image file", file)
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SHAPES = ("square", "circle", "triangle", "cross")
 COLOURS = {"square": (220, 40, 40), "circle": (40, 180, 60), "triangle": (40, 80, 220), "cross": (230, 200, 30)}
 
 
-def draw(shape: str, size: int, rng: random.Random, fmt: str = "PNG") -> object:
+def draw(shape: str, size: int, rng: random.Random) -> Image.Image:
     """One image of ``shape`` at a random position and scale on a noisy background."""
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
 
     background = tuple(rng.randint(0, 60) for _ in range(3))
-    image = Image.new("RGB", (size, size), background)  # type: ignore[arg-type]
+    from PIL import Image
+
+    image = Image.new("RGB", (size, size), background)
     pen = ImageDraw.Draw(image)
     extent = rng.randint(size // 3, size // 2)
     x0 = rng.randint(0, size - extent - 1)
@@ -34,8 +40,15 @@ def draw(shape: str, size: int, rng: random.Random, fmt: str = "PNG") -> object:
     return image
 
 
-def make_tiny_dataset(root: Path, classes: int = 3, train_per_class: int = 16, test_per_class: int = 6,
-                      size: int = 32, seed: int = 0, fmt: str = "PNG") -> Path:
+def make_tiny_dataset(
+    root: Path,
+    classes: int = 3,
+    train_per_class: int = 16,
+    test_per_class: int = 6,
+    size: int = 32,
+    seed: int = 0,
+    fmt: str = "PNG",
+) -> Path:
     """Write ``root/{train,test}/<shape>/*.png`` and return ``root``."""
     rng = random.Random(seed)
     suffix = ".png" if fmt == "PNG" else ".jpg"
@@ -44,5 +57,5 @@ def make_tiny_dataset(root: Path, classes: int = 3, train_per_class: int = 16, t
             folder = root / split / shape
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                draw(shape, size, rng).save(folder / f"{shape}_{i:03d}{suffix}", fmt)  # type: ignore[attr-defined]
+                draw(shape, size, rng).save(folder / f"{shape}_{i:03d}{suffix}", fmt)
     return root

@@ -24,7 +24,7 @@ from multicloud_cv.datasets import Dataset, load_dataset
 from multicloud_cv.errors import InvalidImage, NotFound, UnsupportedFeature
 from multicloud_cv.evaluation import evaluate_endpoint
 from multicloud_cv.interfaces import Deployer, Predictor, Trainer, TrainingSpec
-from multicloud_cv.registry import registry, reset
+from multicloud_cv.registry import Role, registry, reset
 from multicloud_cv.runs import RunStore
 from multicloud_cv.schema import SCHEMAS, json_schemas
 from multicloud_cv.states import EndpointState, JobState
@@ -79,28 +79,30 @@ class ProviderConformance:
 
     @pytest.fixture(scope="class")
     def dataset(self, conformance_home: Path) -> Dataset:
-        return load_dataset(make_tiny_dataset(conformance_home / "tiny", classes=3, train_per_class=16,
-                                              test_per_class=6))
+        return load_dataset(
+            make_tiny_dataset(conformance_home / "tiny", classes=3, train_per_class=16, test_per_class=6)
+        )
 
-    def _get(self, role: str, store: RunStore, config: dict[str, str] | None) -> Any:
-        return registry().get(self.provider_name, role, config=config, store=store)  # type: ignore[arg-type]
+    def _get(self, role: Role, store: RunStore, config: dict[str, str] | None) -> Any:
+        return registry().get(self.provider_name, role, config=config, store=store)
 
     @pytest.fixture(scope="class")
     def trainer(self, store: RunStore, provider_config: dict[str, str] | None) -> Trainer:
-        return self._get("trainer", store, provider_config)  # type: ignore[no-any-return]
+        return self._get("trainer", store, provider_config)
 
     @pytest.fixture(scope="class")
     def deployer(self, store: RunStore, provider_config: dict[str, str] | None) -> Deployer:
-        return self._get("deployer", store, provider_config)  # type: ignore[no-any-return]
+        return self._get("deployer", store, provider_config)
 
     @pytest.fixture(scope="class")
     def predictor(self, store: RunStore, provider_config: dict[str, str] | None) -> Predictor:
-        return self._get("predictor", store, provider_config)  # type: ignore[no-any-return]
+        return self._get("predictor", store, provider_config)
 
     @pytest.fixture(scope="class")
     def trained(self, trainer: Trainer, dataset: Dataset, train_hyperparameters: dict[str, Any]) -> Any:
-        spec = TrainingSpec(dataset=dataset, task=Task.CLASSIFICATION, epochs=self.epochs,
-                            hyperparameters=dict(train_hyperparameters))
+        spec = TrainingSpec(
+            dataset=dataset, task=Task.CLASSIFICATION, epochs=self.epochs, hyperparameters=dict(train_hyperparameters)
+        )
         return trainer.train(spec, timeout=600)
 
     @pytest.fixture(scope="class")
@@ -162,7 +164,7 @@ class ProviderConformance:
     def test_predict_rejects_non_image(self, predictor: Predictor, endpoint: Any, tmp_path: Path) -> None:
         bogus = tmp_path / "notes.jpg"
         bogus.write_text("this is not an image")
-        with pytest.raises(InvalidImage, match="notes.jpg"):
+        with pytest.raises(InvalidImage, match=r"notes\.jpg"):
             predictor.predict(endpoint.id, bogus)
 
     def test_undeploy_is_idempotent(self, deployer: Deployer, trained: Any) -> None:
@@ -172,15 +174,18 @@ class ProviderConformance:
         assert first.state is EndpointState.DELETED and second.state is EndpointState.DELETED
         validate_document("endpoint", second)
 
-    def test_unsupported_request_refused_before_work(self, trainer: Trainer, dataset: Dataset,
-                                                     store: RunStore) -> None:
+    def test_unsupported_request_refused_before_work(self, trainer: Trainer, dataset: Dataset, store: RunStore) -> None:
         gaps = [f for f in trainer.capabilities.unsupported if f.startswith(("task:", "compute:"))]
         if not gaps:
             pytest.skip("this provider supports every task and compute kind")
         feature = gaps[0]
         kind, _, value = feature.partition(":")
-        spec = TrainingSpec(dataset=dataset, task=Task(value) if kind == "task" else Task.CLASSIFICATION,
-                            compute=value if kind == "compute" else "cpu", epochs=1)
+        spec = TrainingSpec(
+            dataset=dataset,
+            task=Task(value) if kind == "task" else Task.CLASSIFICATION,
+            compute=value if kind == "compute" else "cpu",
+            epochs=1,
+        )
         before = len(store.jobs())
         with pytest.raises(UnsupportedFeature, match=feature):
             trainer.submit(spec)
@@ -189,15 +194,17 @@ class ProviderConformance:
     def test_cancel(self, trainer: Trainer, dataset: Dataset, train_hyperparameters: dict[str, Any]) -> None:
         if not trainer.capabilities.supports("cancel"):
             pytest.skip(trainer.capabilities.unsupported["cancel"])
-        job = trainer.submit(TrainingSpec(dataset=dataset, epochs=self.cancel_epochs,
-                                          hyperparameters=dict(train_hyperparameters)))
+        job = trainer.submit(
+            TrainingSpec(dataset=dataset, epochs=self.cancel_epochs, hyperparameters=dict(train_hyperparameters))
+        )
         cancelled = trainer.cancel(job.id)
         final = trainer.wait(job.id, timeout=120) if not cancelled.state.is_terminal() else cancelled
         assert final.state is JobState.CANCELLED
         assert trainer.cancel(job.id).state is JobState.CANCELLED  # cancelling again changes nothing
 
-    def test_unknown_ids_raise_not_found(self, trainer: Trainer, deployer: Deployer, predictor: Predictor,
-                                         tmp_path: Path) -> None:
+    def test_unknown_ids_raise_not_found(
+        self, trainer: Trainer, deployer: Deployer, predictor: Predictor, tmp_path: Path
+    ) -> None:
         with pytest.raises(NotFound):
             trainer.status("job-00000000-ffffff")
         with pytest.raises(NotFound):

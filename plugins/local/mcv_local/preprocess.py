@@ -26,10 +26,7 @@ def decode(source: bytes | str | Path, image_size: int, channels: int) -> np.nda
     Raises :class:`PIL.UnidentifiedImageError` or :class:`OSError` for data that is
     not a decodable image (including truncated files).
     """
-    if isinstance(source, bytes):
-        image = Image.open(io.BytesIO(source))
-    else:
-        image = Image.open(source)
+    image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     with image:
         image.draft("L" if channels == 1 else "RGB", (image_size, image_size))
         converted = image.convert("L" if channels == 1 else "RGB")

@@ -7,6 +7,7 @@ started it; any later ``mcv`` process finds it again by pid. A pid is only trust
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,8 +24,12 @@ def spawn(module: str, args: list[str], log_path: Path, env: dict[str, str] | No
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env={**os.environ, **(env or {})},
         )
     _CHILDREN[process.pid] = process
     return process.pid
@@ -70,10 +75,8 @@ def terminate(pid: int, module: str, grace_s: float = 10.0) -> bool:
         if not is_alive(pid, module):
             return True
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     child = _CHILDREN.get(pid)
     if child is not None:
         child.wait(timeout=5)

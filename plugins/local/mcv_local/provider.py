@@ -17,23 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multicloud_cv.capabilities import Capabilities, Limits, Task
-from multicloud_cv.config import Setting
-from multicloud_cv.errors import BadInput, EndpointUnavailable, InvalidImage, NotFound, PortInUse, ServiceError
-from multicloud_cv.interfaces import (
-    Deployer,
-    NativeEndpoint,
-    NativeJob,
-    NativeModel,
-    Predictor,
-    PredictParams,
-    Trainer,
-    TrainingSpec,
-)
-from multicloud_cv.runs import EndpointRecord, JobRecord, ModelRecord
-from multicloud_cv.states import EndpointState, JobState
-from multicloud_cv.waiting import Backoff
-
 from mcv_local import processes
 from mcv_local.jobfiles import (
     SERVER_MODULE,
@@ -44,6 +27,23 @@ from mcv_local.jobfiles import (
     update_status,
     write_json,
 )
+from multicloud_cv.capabilities import Capabilities, Limits, Task
+from multicloud_cv.config import Setting
+from multicloud_cv.errors import BadInput, EndpointUnavailable, InvalidImage, NotFound, PortInUse, ServiceError
+from multicloud_cv.interfaces import (
+    Deployer,
+    NativeEndpoint,
+    NativeJob,
+    NativeModel,
+    Predictor,
+    ProviderPlugin,
+    PredictParams,
+    Trainer,
+    TrainingSpec,
+)
+from multicloud_cv.runs import EndpointRecord, JobRecord, ModelRecord
+from multicloud_cv.states import EndpointState, JobState
+from multicloud_cv.waiting import Backoff
 
 if TYPE_CHECKING:
     from multicloud_cv.schema import Prediction
@@ -64,13 +64,30 @@ JOB_STATES: dict[str, JobState] = {
 
 #: Hyperparameters the local trainer accepts (``-o`` is for settings; these come from ``--hp key=value``).
 HYPERPARAMETERS: dict[str, type] = {
-    "backbone": str, "image_size": int, "channels": int, "batch_size": int, "lr": float, "patience": int,
-    "seed": int, "augment": bool, "max_train_seconds": float, "pretrained": bool, "num_threads": int,
+    "backbone": str,
+    "image_size": int,
+    "channels": int,
+    "batch_size": int,
+    "lr": float,
+    "patience": int,
+    "seed": int,
+    "augment": bool,
+    "max_train_seconds": float,
+    "pretrained": bool,
+    "num_threads": int,
 }
 
 CAPABILITIES = Capabilities.declare(
-    supported=["task:classification", "task:multilabel", "compute:cpu", "export:onnx", "batch_prediction",
-               "endpoint_ttl", "cancel", "resume"],
+    supported=[
+        "task:classification",
+        "task:multilabel",
+        "compute:cpu",
+        "export:onnx",
+        "batch_prediction",
+        "endpoint_ttl",
+        "cancel",
+        "resume",
+    ],
     unsupported={
         "task:detection": "object detection on the local provider is not built yet; train classifiers for now",
         "compute:gpu": "the local provider trains on this machine's CPU; use a cloud provider for GPUs",
@@ -90,7 +107,7 @@ SETTINGS = (
 )
 
 
-class _LocalBase:
+class _LocalBase(ProviderPlugin):
     name = "local"
     description = "PyTorch training, ONNX export and onnxruntime serving on this machine (no cloud account)"
     settings = SETTINGS
@@ -106,7 +123,9 @@ def parse_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
     for key, raw in values.items():
         kind = HYPERPARAMETERS.get(key)
         if kind is None:
-            raise BadInput(f"unknown hyperparameter '{key}' for provider 'local'; valid: {', '.join(sorted(HYPERPARAMETERS))}")
+            raise BadInput(
+                f"unknown hyperparameter '{key}' for provider 'local'; valid: {', '.join(sorted(HYPERPARAMETERS))}"
+            )
         try:
             if kind is bool:
                 parsed[key] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
@@ -125,10 +144,16 @@ class LocalTrainer(_LocalBase, Trainer):
 
     def _plan(self, spec: TrainingSpec) -> dict[str, Any]:
         config = self._worker_config(spec)
-        return {"worker": {"module": WORKER_MODULE, "config": {
-            **{k: v for k, v in config.items() if k not in ("train", "val")},
-            "train_images": len(config["train"]), "validation_images": len(config["val"]),
-        }}}
+        return {
+            "worker": {
+                "module": WORKER_MODULE,
+                "config": {
+                    **{k: v for k, v in config.items() if k not in ("train", "val")},
+                    "train_images": len(config["train"]),
+                    "validation_images": len(config["val"]),
+                },
+            }
+        }
 
     def _worker_config(self, spec: TrainingSpec) -> dict[str, Any]:
         hp = parse_hyperparameters(spec.hyperparameters)
@@ -137,7 +162,8 @@ class LocalTrainer(_LocalBase, Trainer):
         val = dataset.split("validation")
         threads = int(self.config.get("threads") or 0)
         config = {
-            "task": spec.task.value, "classes": dataset.classes,
+            "task": spec.task.value,
+            "classes": dataset.classes,
             "train": [(str(dataset.absolute(img)), list(img.labels)) for img in train],
             "val": [(str(dataset.absolute(img)), list(img.labels)) for img in val],
             **({"epochs": spec.epochs} if spec.epochs else {}),
@@ -172,21 +198,35 @@ class LocalTrainer(_LocalBase, Trainer):
             if not state.is_terminal():
                 code = processes.exit_code(int(status.get("pid") or 0))
                 native_state, state = "WORKER_DIED", JobState.FAILED
-                failure = (f"the training worker process ended unexpectedly"
-                           f"{'' if code is None else f' (exit code {code})'}; see `mcv logs {record.id}`, "
-                           f"`mcv resume {record.id}` continues from the last checkpoint")
+                failure = (
+                    f"the training worker process ended unexpectedly"
+                    f"{'' if code is None else f' (exit code {code})'}; see `mcv logs {record.id}`, "
+                    f"`mcv resume {record.id}` continues from the last checkpoint"
+                )
         progress = None
         if status.get("epoch"):
             progress = f"epoch {status['epoch']}/{status.get('epochs', '?')}"
         model = None
         if state is JobState.SUCCEEDED:
             spec = read_json(job_dir / "spec.json") or {}
-            model = NativeModel(native_id=native_id, artifact=str(job_dir / "model"),
-                                labels=list(spec.get("config", {}).get("classes", [])), task=record.task,
-                                info={"onnx": status.get("onnx"), "best_epoch": status.get("best_epoch")})
+            model = NativeModel(
+                native_id=native_id,
+                artifact=str(job_dir / "model"),
+                labels=list(spec.get("config", {}).get("classes", [])),
+                task=record.task,
+                info={"onnx": status.get("onnx"), "best_epoch": status.get("best_epoch")},
+            )
         metrics = {k: float(v) for k, v in (status.get("metrics") or {}).items()}
-        return NativeJob(native_id=native_id, state=state, native_state=native_state, failure_reason=failure,
-                         metrics=metrics, progress=progress, model=model, cost_usd=0.0 if state.is_terminal() else None)
+        return NativeJob(
+            native_id=native_id,
+            state=state,
+            native_state=native_state,
+            failure_reason=failure,
+            metrics=metrics,
+            progress=progress,
+            model=model,
+            cost_usd=0.0 if state.is_terminal() else None,
+        )
 
     def _cancel(self, native_id: str) -> None:
         job_dir = jobs_dir() / native_id
@@ -200,7 +240,7 @@ class LocalTrainer(_LocalBase, Trainer):
         while time.monotonic() < deadline and processes.is_alive(pid, WORKER_MODULE):
             time.sleep(0.1)
         if processes.is_alive(pid, WORKER_MODULE):
-            processes.terminate(int(pid), WORKER_MODULE)
+            processes.terminate(int(str(pid)), WORKER_MODULE)
             update_status(job_dir, native_state="CANCELLED")
 
     def _logs(self, native_id: str) -> Iterator[str]:
@@ -244,16 +284,23 @@ class LocalDeployer(_LocalBase, Deployer):
         while time.monotonic() < deadline:
             info = read_json(ready)
             if info is not None:
-                return NativeEndpoint(native_id=endpoint_id, state=EndpointState.READY, native_state="SERVING",
-                                      url=str(info["url"]), cost_per_hour_usd=0.0,
-                                      info={"pid": pid, "port": info["port"], "log": str(log_path)})
+                return NativeEndpoint(
+                    native_id=endpoint_id,
+                    state=EndpointState.READY,
+                    native_state="SERVING",
+                    url=str(info["url"]),
+                    cost_per_hour_usd=0.0,
+                    info={"pid": pid, "port": info["port"], "log": str(log_path)},
+                )
             code = processes.exit_code(pid)
             if code is not None:
                 last = _last_line(log_path)
                 if code == 3:
                     log.debug("server said: %s", last)
-                    raise PortInUse(f"port {port} on 127.0.0.1 is already in use; choose another with -o port=N "
-                                    "(-o port=0 picks a free one)")
+                    raise PortInUse(
+                        f"port {port} on 127.0.0.1 is already in use; choose another with -o port=N "
+                        "(-o port=0 picks a free one)"
+                    )
                 raise ServiceError(f"local endpoint server exited with code {code}: {last}")
             time.sleep(0.05)
         processes.terminate(pid, SERVER_MODULE)
@@ -262,28 +309,34 @@ class LocalDeployer(_LocalBase, Deployer):
     def _describe_endpoint(self, record: EndpointRecord) -> NativeEndpoint:
         pid = record.info.get("pid")
         if processes.is_alive(pid, SERVER_MODULE):
-            return NativeEndpoint(native_id=record.native_id or record.id, state=EndpointState.READY,
-                                  native_state="SERVING", url=record.url)
+            return NativeEndpoint(
+                native_id=record.native_id or record.id,
+                state=EndpointState.READY,
+                native_state="SERVING",
+                url=record.url,
+            )
         if record.expires_at is not None and time.time() >= record.expires_at - 1:
-            return NativeEndpoint(native_id=record.native_id or record.id, state=EndpointState.DELETED,
-                                  native_state="EXPIRED")
-        return NativeEndpoint(native_id=record.native_id or record.id, state=EndpointState.FAILED,
-                              native_state="EXITED",
-                              failure_reason=f"the server process ended; see {record.info.get('log')}")
+            return NativeEndpoint(
+                native_id=record.native_id or record.id, state=EndpointState.DELETED, native_state="EXPIRED"
+            )
+        return NativeEndpoint(
+            native_id=record.native_id or record.id,
+            state=EndpointState.FAILED,
+            native_state="EXITED",
+            failure_reason=f"the server process ended; see {record.info.get('log')}",
+        )
 
     def _undeploy(self, record: EndpointRecord) -> None:
         pid = record.info.get("pid")
-        if not pid or not processes.terminate(int(pid), SERVER_MODULE):
+        if not pid or not processes.terminate(int(str(pid)), SERVER_MODULE):
             raise NotFound(f"endpoint {record.id} is not running")
 
 
 class LocalPredictor(_LocalBase, Predictor):
     """Sends images to a local endpoint over HTTP and reads the shared schema back."""
 
-    def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes,
-                 params: PredictParams) -> Prediction:
+    def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes, params: PredictParams) -> Prediction:
         from mcv_local.serving import errors as serving_errors
-        from mcv_local.serving.client import EndpointClient
         from multicloud_cv.schema import Prediction
 
         client = _client(endpoint.url or "")
@@ -292,8 +345,9 @@ class LocalPredictor(_LocalBase, Predictor):
         except serving_errors.InvalidImage as exc:
             raise InvalidImage(str(exc)) from exc
         except serving_errors.EndpointUnreachable as exc:
-            raise EndpointUnavailable(f"endpoint {endpoint.id} at {endpoint.url} does not answer; "
-                                      f"see `mcv endpoints` ({exc})") from exc
+            raise EndpointUnavailable(
+                f"endpoint {endpoint.id} at {endpoint.url} does not answer; see `mcv endpoints` ({exc})"
+            ) from exc
         answer["model_id"] = model.id
         return Prediction.model_validate(answer)
 

@@ -47,12 +47,17 @@ def run(job_dir: Path) -> int:
         if kind == "epoch_start":
             update_status(job_dir, native_state="TRAINING", epoch=event["epoch"], epochs=event["epochs"])
         elif kind == "epoch_end":
-            metrics = {k: float(v) for k, v in event.items() if k not in ("event", "epoch", "epochs")
-                       and isinstance(v, int | float)}
-            update_status(job_dir, native_state="TRAINING", epoch=event["epoch"], epochs=event["epochs"],
-                          metrics=metrics)
-            log.info("epoch %s/%s %s", event["epoch"], event["epochs"],
-                     " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+            metrics = {
+                k: float(v)
+                for k, v in event.items()
+                if k not in ("event", "epoch", "epochs") and isinstance(v, int | float)
+            }
+            update_status(
+                job_dir, native_state="TRAINING", epoch=event["epoch"], epochs=event["epochs"], metrics=metrics
+            )
+            log.info(
+                "epoch %s/%s %s", event["epoch"], event["epochs"], " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            )
         elif kind == "early_stop":
             log.info("early stopping after epoch %s", event["epoch"])
         elif kind == "done":
@@ -67,17 +72,27 @@ def run(job_dir: Path) -> int:
             update_status(job_dir, native_state="CANCELLED", failure_reason=None)
             log.info("cancelled; checkpoint kept in %s", job_dir / "model")
         else:
-            update_status(job_dir, native_state="INTERRUPTED",
-                          failure_reason="training was interrupted by a signal; `mcv resume JOB` continues it "
-                          "from the last checkpoint")
+            update_status(
+                job_dir,
+                native_state="INTERRUPTED",
+                failure_reason="training was interrupted by a signal; `mcv resume JOB` continues it "
+                "from the last checkpoint",
+            )
         return 130
     except Exception as exc:  # the worker's last word: record the reason, then exit non-zero
         log.error("training failed: %s\n%s", exc, traceback.format_exc())
         update_status(job_dir, native_state="FAILED", failure_reason=f"{type(exc).__name__}: {exc}")
         return 1
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
-    update_status(job_dir, native_state="COMPLETED", metrics=metrics, onnx=str(result.onnx_path),
-                  best_epoch=result.best_epoch, epochs_run=result.epochs_run, seconds=result.seconds)
+    update_status(
+        job_dir,
+        native_state="COMPLETED",
+        metrics=metrics,
+        onnx=str(result.onnx_path),
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        seconds=result.seconds,
+    )
     log.info("done: %s", result.onnx_path)
     return 0
 
