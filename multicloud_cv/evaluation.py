@@ -12,6 +12,7 @@ still scored right; a predicted name the dataset does not know counts as a wrong
 from __future__ import annotations
 
 import statistics
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -105,15 +106,19 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def evaluation_images(dataset: Dataset, split: str = "test") -> list[ImageRecord]:
-    """The images to score: the named split; the whole dataset when it has no splits at all."""
+    """The images to score: the named split, or every image for ``split="all"``.
+
+    A dataset without the split is an error, not a silent fallback: scoring the images a
+    model was trained on would report training accuracy as held-out accuracy.
+    """
+    if split == "all":
+        return list(dataset.images)
     images = dataset.split(split)
     if images:
         return images
-    if all(image.split is None for image in dataset.images):
-        return list(dataset.images)
     raise DatasetError(
-        f"dataset {dataset.root} has no '{split}' split; choose one with --split "
-        f"(it has: {', '.join(sorted(dataset.splits))})"
+        f"dataset {dataset.root} has no '{split}' split (it has: {', '.join(sorted(dataset.splits))}); "
+        "add a test/ folder of held-out images, or pass --split all to score every image knowingly"
     )
 
 
@@ -135,6 +140,7 @@ def evaluate_endpoint(
     task = dataset.task
     paths = [dataset.absolute(image) for image in images]
     done = 0
+    lock = threading.Lock()
 
     def one(path: Any) -> Prediction:
         nonlocal done
@@ -142,9 +148,10 @@ def evaluate_endpoint(
             result = predictor.predict(endpoint_id, path, threshold=threshold)
         else:
             result = predictor.predict(endpoint_id, path, top_k=1)
-        done += 1
-        if on_progress is not None:
-            on_progress(done, len(paths))
+        with lock:
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(paths))
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from multicloud_cv import PLUGIN_API_VERSION
 from multicloud_cv.capabilities import Capabilities, Task
 from multicloud_cv.config import Setting, missing_required
 from multicloud_cv.errors import (
@@ -139,8 +138,9 @@ class ProviderPlugin(ABC):
 
     #: The provider name users type (``--provider NAME``).
     name: ClassVar[str]
-    #: The plugin API version this class was written against (major must match the core's).
-    api_version: ClassVar[str] = PLUGIN_API_VERSION
+    #: The plugin API version this class was written against (major must match the core's
+    #: :data:`multicloud_cv.PLUGIN_API_VERSION`). Every plugin declares it; there is no default.
+    api_version: ClassVar[str]
     #: One line for ``mcv providers``.
     description: ClassVar[str] = ""
     #: The settings this provider reads.
@@ -227,7 +227,8 @@ class Trainer(ProviderPlugin):
 
         Capabilities and dataset preflight are checked before anything is sent. The job
         is recorded (state QUEUED, native state SUBMITTING) before the hook runs, so a crash
-        leaves a record; a hook failure marks it FAILED with the reason, then re-raises.
+        leaves a record; a hook failure marks it FAILED with the reason, then re-raises. A hook
+        that refuses the request (:class:`BadInput`) must have created nothing: its record is removed.
         """
         from multicloud_cv.datasets.validate import preflight
 
@@ -243,12 +244,15 @@ class Trainer(ProviderPlugin):
             native_state="SUBMITTING",
             run_id=run_id,
             task=spec.task.value,
-            dataset=str(spec.dataset.root),
+            dataset=str(spec.dataset.root.resolve()),
             spec={"epochs": spec.epochs, "hyperparameters": spec.hyperparameters, "compute": spec.compute},
         )
         self.store.add_job(record)
         try:
             native = self._submit(spec, job_id)
+        except BadInput:
+            self.store.delete("jobs", job_id)  # refused before anything was created: leave no record
+            raise
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, MCVError) else f"{type(exc).__name__}: {exc}"
             self.store.update_job(
@@ -275,7 +279,15 @@ class Trainer(ProviderPlugin):
             if record.native_id is None and not JobState(record.state).is_terminal():
                 return self._job(record, progress="submission did not complete (the submitting process ended)")
             return self._job(record)
-        native = self._describe(record.native_id, record)
+        try:
+            native = self._describe(record.native_id, record)
+        except NotFound as exc:
+            native = NativeJob(
+                native_id=record.native_id,
+                state=JobState.FAILED,
+                native_state="NOT_FOUND",
+                failure_reason=f"the provider no longer knows this job ({exc})",
+            )
         return self._record_native(job_id, native)
 
     def wait(self, job_id: str, timeout: float | None = None, on_update: Callable[[Job], None] | None = None) -> Job:
@@ -457,6 +469,9 @@ class Deployer(ProviderPlugin):
         )
         try:
             native = self._deploy(model, endpoint_id, ttl_s)
+        except BadInput:
+            self.store.delete("endpoints", endpoint_id)  # refused before anything was created: leave no record
+            raise
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, MCVError) else f"{type(exc).__name__}: {exc}"
             self.store.update_endpoint(
@@ -473,7 +488,17 @@ class Deployer(ProviderPlugin):
         record = self.store.endpoint(endpoint_id)
         if record.state == EndpointState.DELETED.value or record.native_id is None:
             return self._endpoint(record)
-        return self._record_native(endpoint_id, self._describe_endpoint(record))
+        try:
+            native = self._describe_endpoint(record)
+        except NotFound as exc:
+            log.info("endpoint %s is gone at the provider: %s", endpoint_id, exc)
+            native = NativeEndpoint(
+                native_id=record.native_id,
+                state=EndpointState.DELETED,
+                native_state="NOT_FOUND",
+                failure_reason=f"deleted outside mcv ({exc})",
+            )
+        return self._record_native(endpoint_id, native)
 
     def wait(
         self, endpoint_id: str, timeout: float | None = 600.0, on_update: Callable[[Endpoint], None] | None = None

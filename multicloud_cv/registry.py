@@ -81,6 +81,8 @@ def _api_problem(cls: type, role: Role) -> str | None:
     if not isinstance(cls, type) or not issubclass(cls, base):
         return f"entry point does not name a {base.__name__} subclass (got {cls!r})"
     declared = str(getattr(cls, "api_version", ""))
+    if not declared:
+        return f'declares no api_version; set api_version = "{PLUGIN_API_VERSION}" on the class'
     if declared.split(".")[0] != PLUGIN_API_VERSION.split(".")[0]:
         return (
             f"written for plugin API {declared or '(none)'}, this multicloud-cv speaks {PLUGIN_API_VERSION}; "
@@ -161,7 +163,10 @@ class Registry:
             have = ", ".join(entry.roles)
             raise UnknownProvider(f"provider '{name}' has no {role}; it provides: {have}")
         cls = entry.classes[role]
-        values = dict(config) if config is not None else resolve(name, cls.settings, overrides)
+        if config is not None:  # a complete mapping from the caller: defaults filled, nothing read from file or env
+            values = resolve(name, cls.settings, config, environ={}, use_config_file=False)
+        else:
+            values = resolve(name, cls.settings, overrides)
         return cls(values, store=store)
 
     def trainer(self, name: str, **kwargs: Any) -> Any:

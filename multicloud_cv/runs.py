@@ -196,6 +196,13 @@ class RunStore:
         columns = row.keys()  # sqlite3.Row is not a dict: iterating it gives values
         return {k: (json.loads(row[k]) if k in _JSON_FIELDS else row[k]) for k in columns}
 
+    def delete(self, table: str, record_id: str) -> None:
+        """Remove a record that stands for nothing (a request refused before any resource existed)."""
+        if table not in ("jobs", "models", "endpoints"):
+            raise ValueError(f"unknown table {table}")
+        with self._connect() as conn:
+            conn.execute(f"DELETE FROM {table} WHERE id = ?", (record_id,))
+
     # -- runs ------------------------------------------------------------------------------------
 
     def new_run(self, command: str) -> str:

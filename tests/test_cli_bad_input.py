@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_mcv
+from support import run_mcv
 
 from multicloud_cv.testing import make_tiny_dataset, validate_document
 

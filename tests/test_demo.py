@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_mcv
+from support import run_mcv
 
 from multicloud_cv.testing import validate_document
 

@@ -8,13 +8,13 @@ Needs ``pip install -e examples/centroid-provider`` (scripts/setup.sh does it).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_mcv
 from mcv_centroid.provider import ENDPOINT_STATES, JOB_STATES, service_dir
 
 from multicloud_cv.datasets import Dataset, load_dataset
@@ -24,6 +24,20 @@ from multicloud_cv.registry import registry
 from multicloud_cv.runs import RunStore
 from multicloud_cv.states import EndpointState, JobState
 from multicloud_cv.testing import ProviderConformance, make_tiny_dataset, validate_document
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_mcv(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``mcv`` command in a subprocess (environment inherited: the test's MCV_HOME)."""
+    return subprocess.run(
+        [sys.executable, "-m", "multicloud_cv.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 class TestCentroidConformance(ProviderConformance):

@@ -15,5 +15,6 @@ class TestLocalConformance(ProviderConformance):
     epochs: ClassVar[int] = 4
 
     @pytest.fixture(scope="class")
-    def train_hyperparameters(self) -> dict[str, Any]:
+    @classmethod
+    def train_hyperparameters(cls) -> dict[str, Any]:
         return {"seed": 0}

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import run_mcv
+from support import run_mcv
 
 from multicloud_cv.testing import make_tiny_dataset, validate_document
 

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_mcv
+from support import run_mcv
 
 from multicloud_cv.testing import validate_document
 

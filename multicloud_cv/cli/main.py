@@ -389,7 +389,7 @@ def predict(
 @cli.command()
 @click.argument("target")
 @click.option("--dataset", "-d", "dataset_path", required=True, type=click.Path(path_type=str))
-@click.option("--split", default="test", show_default=True, help="Which split to score.")
+@click.option("--split", default="test", show_default=True, help="Which split to score (train, validation, test, all).")
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),

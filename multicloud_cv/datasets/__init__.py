@@ -22,7 +22,7 @@ def load_dataset(path: str | Path, fmt: str = "auto") -> Dataset:
     from multicloud_cv.datasets.csvlabels import MANIFEST, read_csv_labels
     from multicloud_cv.datasets.folder import read_folder
 
-    root = Path(path).expanduser()
+    root = Path(path).expanduser().resolve()
     if fmt not in FORMATS:
         raise DatasetError(f"unknown dataset format '{fmt}'; known: {', '.join(FORMATS)}")
     if not root.exists():

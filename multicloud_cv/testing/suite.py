@@ -50,20 +50,23 @@ class ProviderConformance:
     # -- fixtures a provider may override --------------------------------------------------------
 
     @pytest.fixture(scope="class")
-    def provider_config(self) -> dict[str, str] | None:
+    @classmethod
+    def provider_config(cls) -> dict[str, str] | None:
         """Settings for the provider; ``None`` resolves them the usual way (file, environment)."""
         return None
 
     @pytest.fixture(scope="class")
-    def train_hyperparameters(self) -> dict[str, Any]:
+    @classmethod
+    def train_hyperparameters(cls) -> dict[str, Any]:
         """Provider hyperparameters for the conformance training run."""
         return {}
 
     # -- shared fixtures ---------------------------------------------------------------------------
 
     @pytest.fixture(scope="class")
-    def conformance_home(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-        home = tmp_path_factory.mktemp(f"mcv-home-{self.provider_name}")
+    @classmethod
+    def conformance_home(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+        home = tmp_path_factory.mktemp(f"mcv-home-{cls.provider_name}")
         previous = os.environ.get("MCV_HOME")
         os.environ["MCV_HOME"] = str(home)
         reset()
@@ -73,40 +76,53 @@ class ProviderConformance:
         else:
             os.environ["MCV_HOME"] = previous
 
+    @pytest.fixture(autouse=True)
+    def _conformance_env(self, conformance_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every test body sees the class's MCV_HOME, whatever the surrounding suite sets per test."""
+        monkeypatch.setenv("MCV_HOME", str(conformance_home))
+
     @pytest.fixture(scope="class")
-    def store(self, conformance_home: Path) -> RunStore:
+    @classmethod
+    def store(cls, conformance_home: Path) -> RunStore:
         return RunStore(conformance_home / "runs.sqlite")
 
     @pytest.fixture(scope="class")
-    def dataset(self, conformance_home: Path) -> Dataset:
+    @classmethod
+    def dataset(cls, conformance_home: Path) -> Dataset:
         return load_dataset(
             make_tiny_dataset(conformance_home / "tiny", classes=3, train_per_class=16, test_per_class=6)
         )
 
-    def _get(self, role: Role, store: RunStore, config: dict[str, str] | None) -> Any:
-        return registry().get(self.provider_name, role, config=config, store=store)
+    @classmethod
+    def _get(cls, role: Role, store: RunStore, config: dict[str, str] | None) -> Any:
+        return registry().get(cls.provider_name, role, config=config, store=store)
 
     @pytest.fixture(scope="class")
-    def trainer(self, store: RunStore, provider_config: dict[str, str] | None) -> Trainer:
-        return self._get("trainer", store, provider_config)
+    @classmethod
+    def trainer(cls, store: RunStore, provider_config: dict[str, str] | None) -> Trainer:
+        return cls._get("trainer", store, provider_config)
 
     @pytest.fixture(scope="class")
-    def deployer(self, store: RunStore, provider_config: dict[str, str] | None) -> Deployer:
-        return self._get("deployer", store, provider_config)
+    @classmethod
+    def deployer(cls, store: RunStore, provider_config: dict[str, str] | None) -> Deployer:
+        return cls._get("deployer", store, provider_config)
 
     @pytest.fixture(scope="class")
-    def predictor(self, store: RunStore, provider_config: dict[str, str] | None) -> Predictor:
-        return self._get("predictor", store, provider_config)
+    @classmethod
+    def predictor(cls, store: RunStore, provider_config: dict[str, str] | None) -> Predictor:
+        return cls._get("predictor", store, provider_config)
 
     @pytest.fixture(scope="class")
-    def trained(self, trainer: Trainer, dataset: Dataset, train_hyperparameters: dict[str, Any]) -> Any:
+    @classmethod
+    def trained(cls, trainer: Trainer, dataset: Dataset, train_hyperparameters: dict[str, Any]) -> Any:
         spec = TrainingSpec(
-            dataset=dataset, task=Task.CLASSIFICATION, epochs=self.epochs, hyperparameters=dict(train_hyperparameters)
+            dataset=dataset, task=Task.CLASSIFICATION, epochs=cls.epochs, hyperparameters=dict(train_hyperparameters)
         )
         return trainer.train(spec, timeout=600)
 
     @pytest.fixture(scope="class")
-    def endpoint(self, deployer: Deployer, trained: Any) -> Iterator[Any]:
+    @classmethod
+    def endpoint(cls, deployer: Deployer, trained: Any) -> Iterator[Any]:
         endpoint = deployer.deploy(trained.model_id, timeout=300)
         yield endpoint
         deployer.undeploy(endpoint.id)

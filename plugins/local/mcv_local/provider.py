@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,7 @@ SETTINGS = (
 
 class _LocalBase(ProviderPlugin):
     name = "local"
+    api_version = "1.0"
     description = "PyTorch training, ONNX export and onnxruntime serving on this machine (no cloud account)"
     settings = SETTINGS
     capabilities = CAPABILITIES
@@ -296,6 +298,7 @@ class LocalDeployer(_LocalBase, Deployer):
             if code is not None:
                 last = _last_line(log_path)
                 if code == 3:
+                    shutil.rmtree(ep_dir, ignore_errors=True)
                     log.debug("server said: %s", last)
                     raise PortInUse(
                         f"port {port} on 127.0.0.1 is already in use; choose another with -o port=N "
