@@ -73,6 +73,10 @@ HYPERPARAMETERS: dict[str, type] = {
     "patience": int,
     "seed": int,
     "augment": bool,
+    "hflip": bool,
+    "crop_padding": int,
+    "label_smoothing": float,
+    "precision": str,
     "max_train_seconds": float,
     "pretrained": bool,
     "num_threads": int,
@@ -142,7 +146,13 @@ class LocalTrainer(_LocalBase, Trainer):
     """Trains on this machine in a detached worker process."""
 
     def _validate(self, spec: TrainingSpec) -> None:
-        parse_hyperparameters(spec.hyperparameters)
+        from mcv_local.engine.config import TrainConfig
+        from mcv_local.engine.errors import EngineError
+
+        try:
+            TrainConfig.from_dict(self._worker_config(spec)).check()
+        except EngineError as exc:
+            raise BadInput(f"local training cannot start: {exc}") from exc
 
     def _plan(self, spec: TrainingSpec) -> dict[str, Any]:
         config = self._worker_config(spec)
