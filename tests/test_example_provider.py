@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcv_centroid.provider import ENDPOINT_STATES, JOB_STATES, service_dir
 
+from mcv_centroid.provider import ENDPOINT_STATES, JOB_STATES, service_dir
 from multicloud_cv.datasets import Dataset, load_dataset
 from multicloud_cv.errors import BadInput, ConfigError, JobFailed, NotFound, UnsupportedFeature
 from multicloud_cv.interfaces import TrainingSpec
