@@ -31,8 +31,12 @@ PLUGIN_CODE = textwrap.dedent("""
         name = "oldapi"
         api_version = "0.3"
 
+    class NoVersion(Base):
+        name = "noversion"
+
     class NeedsSdk(Base):
         name = "needssdk"
+        api_version = "1.0"
         requires = ("surely_not_an_installed_sdk",)
         install_hint = "pip install needssdk-plugin"
 
@@ -54,6 +58,7 @@ def plugin_path(tmp_path: Path) -> Path:
         textwrap.dedent("""
         [multicloud_cv.trainers]
         oldapi = fakeplugins:OldApi
+        noversion = fakeplugins:NoVersion
         needssdk = fakeplugins:NeedsSdk
         weird = fakeplugins:NotATrainer
         broken = brokenplugin:Trainer
@@ -79,6 +84,7 @@ def test_providers_json_lists_local_and_every_failure(plugin_path: Path) -> None
     assert "pip install needssdk-plugin" in names["needssdk"]["problems"][0]
     failures = {f["name"]: f for f in report["failures"]}
     assert "plugin API 0.3" in failures["oldapi"]["reason"]
+    assert "declares no api_version" in failures["noversion"]["reason"]
     assert "Trainer subclass" in failures["weird"]["reason"]
     assert failures["broken"]["reason"] == "cannot import surely_not_an_installed_sdk"
     assert "multicloud-cv-sagemaker" in failures["sagemaker"]["install"]
