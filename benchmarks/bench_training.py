@@ -182,6 +182,7 @@ def main() -> None:
         child_ours(args.cache, args.budget, REPO / ".bench" / "training-ours", args.result)
         return
     png_seconds = ensure_pngs(args.cache)
+    load_before = os.getloadavg()
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
@@ -222,6 +223,9 @@ def main() -> None:
         "target_accuracy": TARGET,
         "cpus": os.cpu_count(),
         "png_cache_seconds": png_seconds,
+        # other work on the machine slows both runs down and costs epochs: check the load averages
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
         "results": results,
     }
     if "ours" in results:

@@ -37,8 +37,8 @@ from multicloud_cv.interfaces import (
     NativeJob,
     NativeModel,
     Predictor,
-    ProviderPlugin,
     PredictParams,
+    ProviderPlugin,
     Trainer,
     TrainingSpec,
 )
