@@ -66,7 +66,14 @@ def run(job_dir: Path) -> int:
     update_status(job_dir, native_state="LOADING_DATA", pid=os.getpid(), failure_reason=None)
     try:
         config = TrainConfig.from_dict(spec["config"])
-        result = train(config, job_dir / "model", on_event=on_event, should_stop=should_stop, resume=True)
+        result = train(
+            config,
+            job_dir / "model",
+            on_event=on_event,
+            should_stop=should_stop,
+            resume=True,
+            model_id=spec.get("job_id"),
+        )
     except TrainingInterrupted:
         if (job_dir / "cancel").exists():
             update_status(job_dir, native_state="CANCELLED", failure_reason=None)

@@ -2,10 +2,11 @@
 
 :func:`train` resolves the automatic settings of a :class:`~.config.TrainConfig`, loads the
 images, trains with AdamW and a one-cycle schedule (linear warm-up, cosine decay), validates
-every epoch, stops early when validation stops improving, and writes into ``workdir``:
+every epoch, stops early after ``patience`` epochs in which neither the validation accuracy
+rose nor the validation loss fell (by ``MIN_DELTA``), and writes into ``workdir``:
 
 * ``last.pt``  - full state after every epoch (and on interruption), written atomically;
-* ``best.pt``  - weights of the best validation epoch;
+* ``best.pt``  - weights of the best validation epoch (highest accuracy, then lowest loss);
 * ``model.onnx``, ``labels.json``, ``metrics.json`` - at the end, from the best weights.
 
 With ``resume=True`` and a compatible ``last.pt`` present, training continues where it
