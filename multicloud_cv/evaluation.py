@@ -31,6 +31,12 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def _macro_f1(per_label: Sequence[PerLabel]) -> float:
+    """Mean F1 over the classes that occur in the truth (classes with no support are left out)."""
+    scored = [row.f1 for row in per_label if row.support > 0]
+    return sum(scored) / len(scored) if scored else 0.0
+
+
 def score_classification(classes: Sequence[str], truths: Sequence[int], predicted: Sequence[str | None]) -> Evaluation:
     """Single-label scores from true class indices and predicted class names (``None`` = no answer)."""
     from multicloud_cv.schema import Evaluation, PerLabel
@@ -56,12 +62,11 @@ def score_classification(classes: Sequence[str], truths: Sequence[int], predicte
         per_label.append(PerLabel(name=name, index=i, precision=p, recall=r, f1=f, support=support))
     total = len(truths)
     correct = sum(confusion[i][i] for i in range(n))
-    scored = [p.f1 for p in per_label if p.support > 0]
     return Evaluation(
         task="classification",
         num_images=total,
         accuracy=correct / total if total else 0.0,
-        macro_f1=sum(scored) / len(scored) if scored else 0.0,
+        macro_f1=_macro_f1(per_label),
         per_label=per_label,
         labels=list(classes),
         confusion=confusion,
@@ -84,13 +89,12 @@ def score_multilabel(
         fn = sum(1 for t, p in zip(truths, predicted, strict=True) if i in t and name not in p)
         pr, rc, f1 = _prf(tp, fp, fn)
         per_label.append(PerLabel(name=name, index=i, precision=pr, recall=rc, f1=f1, support=tp + fn))
-    scored = [p.f1 for p in per_label if p.support > 0]
     total = len(truths)
     return Evaluation(
         task="multilabel",
         num_images=total,
         accuracy=exact / total if total else 0.0,
-        macro_f1=sum(scored) / len(scored) if scored else 0.0,
+        macro_f1=_macro_f1(per_label),
         per_label=per_label,
         labels=list(classes),
         threshold=threshold,

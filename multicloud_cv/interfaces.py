@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from multicloud_cv.capabilities import Capabilities, Task
 from multicloud_cv.config import Setting, missing_required
+from multicloud_cv.datasets.folder import IMAGE_SUFFIXES
 from multicloud_cv.errors import (
     BadInput,
     ConfigError,
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from multicloud_cv.schema import Endpoint, Job, Prediction
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 # -- what plugins return from hooks -------------------------------------------------------------
@@ -217,8 +216,11 @@ class Trainer(ProviderPlugin):
     """Trains models. Public methods: plan, submit, train, status, wait, cancel, logs, resume."""
 
     def plan(self, spec: TrainingSpec) -> dict[str, Any]:
-        """The native requests :meth:`submit` would send, without sending anything."""
+        """The native requests :meth:`submit` would send, after the same checks; nothing is sent."""
+        from multicloud_cv.datasets.validate import preflight
+
         self.check_capabilities(spec.requirements())
+        preflight(spec.dataset, spec.task, self.capabilities.limits, provider=self.name)
         self._validate(spec)
         return self._plan(spec)
 

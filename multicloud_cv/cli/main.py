@@ -183,9 +183,6 @@ def train(
         dataset=dataset, task=chosen, epochs=epochs, hyperparameters=_options(hyperparameters), compute=compute
     )
     if dry_run:
-        from multicloud_cv.datasets.validate import preflight
-
-        preflight(dataset, chosen, trainer.capabilities.limits, provider=provider)
         from multicloud_cv.schema import Plan
 
         emit_json(Plan(provider=provider, requests=trainer.plan(spec)))
