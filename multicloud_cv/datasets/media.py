@@ -1,0 +1,109 @@
+"""Placing a dataset's image files beside written annotations, and naming them in manifests.
+
+Writers that need the images next to their annotations call :func:`place_images`; it
+hard-links each file when source and destination share a filesystem and copies it
+otherwise, never decodes it, and returns the path each image now has relative to the
+output directory. Names are kept when unique and made unique (``name-1.jpg``) when two
+images share a file name.
+
+Manifest writers (augmented manifests, Ground Truth, Vertex JSON Lines) name images by
+reference; :data:`ImageRef` is the callable a caller passes (``image_ref=``) to map an image
+to the URI it will have once staged (``s3://bucket/prefix/train/cat/1.jpg``). Without one,
+images are placed and referenced by relative path, which the readers resolve against the
+manifest's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
+
+from multicloud_cv.datasets.model import Dataset, ImageRecord
+from multicloud_cv.errors import DatasetError
+
+ImageRef = Callable[[ImageRecord], str]
+
+URI_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "http://", "https://", "file://")
+
+
+def is_uri(path: str) -> bool:
+    """True for an image path that is a URI (``s3://…``) rather than a local path."""
+    return path.startswith(URI_SCHEMES)
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst``, falling back to a copy across filesystems."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def place_images(
+    dataset: Dataset,
+    dest: Path,
+    subdir: str = "images",
+    images: Iterable[ImageRecord] | None = None,
+    keep_tree: bool = False,
+) -> dict[int, str]:
+    """Put the dataset's image files under ``dest/subdir``; return ``{id(image): relative posix path}``.
+
+    ``keep_tree`` keeps each image's path relative to the dataset root (``train/cat/1.jpg``);
+    otherwise files go flat into ``subdir`` with unique names. URIs are not downloaded: they
+    map to themselves. Raises :class:`DatasetError` naming a missing source file.
+    """
+    placed: dict[int, str] = {}
+    taken: set[str] = set()
+    for image in dataset.images if images is None else images:
+        if is_uri(image.path):
+            placed[id(image)] = image.path
+            continue
+        src = dataset.absolute(image)
+        if not src.is_file():
+            raise DatasetError(f"image {src} does not exist; the dataset names a missing file")
+        if keep_tree and not Path(image.path).is_absolute():
+            rel = PurePosixPath(subdir, *PurePosixPath(Path(image.path).as_posix()).parts)
+        else:
+            rel = PurePosixPath(subdir, src.name)
+        name = str(rel)
+        stem, suffix, n = rel.with_suffix("").as_posix(), rel.suffix, 0
+        while name in taken:
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+        taken.add(name)
+        link_or_copy(src, dest / name)
+        placed[id(image)] = name
+    return placed
+
+
+def resolve_ref(ref: str) -> str:
+    """An image reference read from a manifest, as an :class:`ImageRecord` path.
+
+    ``file://`` URIs become local absolute paths; other URIs (``s3://``, ``gs://``) stay as
+    they are; relative paths stay relative, to be resolved against the dataset root (the
+    manifest's directory) by :meth:`Dataset.absolute`.
+    """
+    if ref.startswith("file://"):
+        return ref[len("file://") :]
+    return ref
+
+
+def image_size(dataset: Dataset, image: ImageRecord) -> tuple[int, int]:
+    """``(width, height)`` of an image: from the record when known, else from the file's header.
+
+    Pillow reads only the header here; pixels are not decoded. Raises :class:`DatasetError`
+    for a missing or unreadable file.
+    """
+    if image.width and image.height:
+        return image.width, image.height
+    from PIL import Image, UnidentifiedImageError
+
+    path = dataset.absolute(image)
+    try:
+        with Image.open(path) as opened:
+            return opened.size
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DatasetError(f"{path}: cannot read the image size ({exc}); fix or remove the file") from exc
