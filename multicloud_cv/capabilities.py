@@ -58,7 +58,22 @@ ALL_FEATURES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Service limits checked in preflight, before any upload. ``None`` means no limit."""
+    """Service limits, declared as data by each provider and checked in preflight before any upload.
+
+    ``None`` means no limit. The checks themselves live in the core
+    (:mod:`multicloud_cv.datasets.preflight`); a provider only states its numbers:
+
+    * ``min_images_per_label`` (classification) / ``min_images_per_label_detection``
+      (detection; ``None``: same as classification), ``min_labels``, ``max_labels``,
+      ``max_images``, ``max_labels_per_image``, ``max_boxes_per_image``;
+    * ``max_image_bytes`` (training uploads), ``max_predict_image_bytes`` (one prediction
+      request), ``min_image_side`` / ``max_image_side`` in pixels, ``max_aspect_ratio``,
+      ``image_formats`` (Pillow format names such as ``"JPEG"``; ``None``: any),
+      ``requires_rgb`` (3-channel images only);
+    * ``single_bucket`` (every image in one bucket), ``ignores_negative_images`` (images
+      without boxes are dropped by the service: a warning), ``min_test_label_overlap``
+      (share of test labels that must also be training labels).
+    """
 
     min_images_per_label: int = 1
     min_labels: int = 2
@@ -67,10 +82,26 @@ class Limits:
     min_image_side: int | None = None
     max_image_side: int | None = None
     max_images: int | None = None
+    min_images_per_label_detection: int | None = None
+    max_labels_per_image: int | None = None
+    max_boxes_per_image: int | None = None
+    max_predict_image_bytes: int | None = None
+    max_aspect_ratio: float | None = None
+    image_formats: frozenset[str] | None = None
+    requires_rgb: bool = False
+    single_bucket: bool = False
+    ignores_negative_images: bool = False
+    min_test_label_overlap: float | None = None
 
-    def as_dict(self) -> dict[str, int | None]:
-        """Plain mapping for reports and JSON."""
-        return dict(self.__dict__)
+    def min_per_label(self, task: str) -> int:
+        """Minimum images per label for ``task`` (``detection`` may differ)."""
+        if task == "detection" and self.min_images_per_label_detection is not None:
+            return self.min_images_per_label_detection
+        return self.min_images_per_label
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready mapping for reports (sets as sorted lists)."""
+        return {key: sorted(value) if isinstance(value, frozenset) else value for key, value in self.__dict__.items()}
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from multicloud_cv.waiting import Backoff, poll
 
 if TYPE_CHECKING:
     from multicloud_cv.datasets.model import Dataset
+    from multicloud_cv.datasets.preflight import Finding, PreflightContext
     from multicloud_cv.schema import Endpoint, Job, Prediction
 
 log = logging.getLogger(__name__)
@@ -217,12 +218,27 @@ class Trainer(ProviderPlugin):
 
     def plan(self, spec: TrainingSpec) -> dict[str, Any]:
         """The native requests :meth:`submit` would send, after the same checks; nothing is sent."""
-        from multicloud_cv.datasets.validate import preflight
-
         self.check_capabilities(spec.requirements())
-        preflight(spec.dataset, spec.task, self.capabilities.limits, provider=self.name)
+        self._preflight(spec)
         self._validate(spec)
         return self._plan(spec)
+
+    def check(self, spec: TrainingSpec, files: bool = False, decode: bool = False) -> list[Finding]:
+        """Every preflight finding for ``spec`` on this provider: its declared limits and job context.
+
+        Nothing is sent. ``files`` also reads image headers and hashes (sizes, formats,
+        train/test duplicates); ``decode`` decodes every image.
+        """
+        from multicloud_cv.datasets.preflight import PreflightContext, check_dataset
+
+        context = self._preflight_context(spec) or PreflightContext()
+        context.provider = context.provider or self.name
+        return check_dataset(spec.dataset, spec.task, self.capabilities.limits, context, files=files, decode=decode)
+
+    def _preflight(self, spec: TrainingSpec) -> None:
+        from multicloud_cv.datasets.preflight import raise_for_errors
+
+        raise_for_errors(self.check(spec))
 
     def submit(self, spec: TrainingSpec, run_id: str | None = None) -> Job:
         """Check, record, then start a training job; returns at once with the job QUEUED or RUNNING.
@@ -232,11 +248,9 @@ class Trainer(ProviderPlugin):
         leaves a record; a hook failure marks it FAILED with the reason, then re-raises. A hook
         that refuses the request (:class:`BadInput`) must have created nothing: its record is removed.
         """
-        from multicloud_cv.datasets.validate import preflight
-
         self.ensure_ready()
         self.check_capabilities(spec.requirements())
-        preflight(spec.dataset, spec.task, self.capabilities.limits, provider=self.name)
+        self._preflight(spec)
         self._validate(spec)
         job_id = new_id("job")
         record = JobRecord(
@@ -335,6 +349,14 @@ class Trainer(ProviderPlugin):
         return self._record_native(job_id, self._resume(record.native_id, record))
 
     # hooks ---------------------------------------------------------------------------------------
+
+    def _preflight_context(self, spec: TrainingSpec) -> PreflightContext | None:
+        """Hook: what this provider knows about the job (region, bucket, channels, batch size...).
+
+        The core's preflight checks the dataset against it before anything is recorded or
+        sent (:mod:`multicloud_cv.datasets.preflight`). Default: no job context.
+        """
+        return None
 
     def _validate(self, spec: TrainingSpec) -> None:
         """Hook: provider-specific checks of ``spec`` (hyperparameter names and values); raise :class:`BadInput`.

@@ -239,6 +239,68 @@ class ErrorReport(_Model):
 
 
 #: Every document a ``--json`` command can print, by schema file name.
+class FindingDoc(_Model):
+    """One preflight finding: severity, a stable code, the problem, what to do, and the file when one."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    fix: str
+    path: str | None = None
+
+
+class SizeRange(_Model):
+    """Smallest and largest image width and height seen (pixels)."""
+
+    min_width: int
+    max_width: int
+    min_height: int
+    max_height: int
+
+
+class DatasetReport(_Model):
+    """Answer of ``mcv dataset inspect --json``: what a dataset holds, read without decoding pixels."""
+
+    path: str
+    format: str
+    task: Literal["classification", "multilabel", "detection"]
+    num_images: int = Field(ge=0)
+    classes: list[str] = Field(description="class names in index order")
+    per_class: dict[str, int] = Field(description="class name to number of images carrying it")
+    num_boxes: int = Field(ge=0)
+    boxes_per_class: dict[str, int] = Field(default_factory=dict)
+    splits: dict[str, int] = Field(description="split name (train, validation, test, unassigned) to image count")
+    per_split_class: dict[str, dict[str, int]] = Field(default_factory=dict)
+    image_sizes: SizeRange | None = Field(None, description="from annotations or image headers; null when unknown")
+    negatives: int = Field(0, ge=0, description="detection images without boxes")
+    split_file: str | None = Field(None, description="the stored split applied, when one exists")
+    problems: list[FindingDoc] = Field(default_factory=list)
+
+
+class ValidationReport(_Model):
+    """Answer of ``mcv dataset validate --json``: every finding for one provider; ``ok`` when no error."""
+
+    path: str
+    format: str
+    provider: str
+    task: Literal["classification", "multilabel", "detection"]
+    ok: bool
+    errors: int = Field(ge=0)
+    warnings: int = Field(ge=0)
+    findings: list[FindingDoc]
+
+
+class ConversionReport(_Model):
+    """Answer of ``mcv dataset convert --json`` and ``mcv dataset split --json``."""
+
+    source: str
+    source_format: str
+    destination: str
+    format: str
+    num_images: int = Field(ge=0)
+    splits: dict[str, int]
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "prediction": Prediction,
     "prediction_list": PredictionList,
@@ -251,6 +313,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "providers": ProvidersReport,
     "demo": DemoResult,
     "error": ErrorReport,
+    "dataset_report": DatasetReport,
+    "validation_report": ValidationReport,
+    "conversion_report": ConversionReport,
 }
 
 

@@ -131,8 +131,9 @@ def providers(as_json: bool) -> None:
     "dataset_path",
     required=True,
     type=click.Path(path_type=str),
-    help="Dataset folder (folder per class, optional train/valid/test) or labels.csv.",
+    help="Dataset path in any supported format (see `mcv dataset formats`).",
 )
+@click.option("--format", "-f", "fmt", default="auto", show_default=True, help="Dataset format; detected when auto.")
 @click.option(
     "--task",
     type=click.Choice(["classification", "multilabel", "detection"]),
@@ -155,6 +156,7 @@ def providers(as_json: bool) -> None:
 def train(
     provider: str,
     dataset_path: str,
+    fmt: str,
     task: str | None,
     epochs: int | None,
     hyperparameters: tuple[str, ...],
@@ -169,13 +171,13 @@ def train(
     """Train a model on a provider. Prints the job (and its model id when done)."""
     from multicloud_cv.capabilities import Task
     from multicloud_cv.cli.output import emit_json, job_progress, stderr_console
-    from multicloud_cv.datasets import load_dataset
+    from multicloud_cv.datasets.formats import read_dataset
     from multicloud_cv.datasets.validate import verify_images
     from multicloud_cv.interfaces import TrainingSpec
 
     trainer = _registry().trainer(provider, overrides=_options(options))
     trainer.ensure_ready()
-    dataset = load_dataset(dataset_path)
+    dataset = read_dataset(dataset_path, fmt)
     chosen = Task(task or dataset.task)
     trainer.check_capabilities([chosen.feature, f"compute:{compute}"])
     dataset = verify_images(dataset, trainer.capabilities.limits, skip_invalid=skip_invalid)
@@ -464,6 +466,15 @@ def demo(epochs: int, train_per_class: int, test_per_class: int, as_json: bool) 
             f"  {p.image}: {top.name if top else '-'} {top.confidence if top else 0:.3f}  [{p.latency_ms:.1f} ms]"
         )
     render_evaluation(result.evaluation)
+
+
+def _register_groups() -> None:
+    from multicloud_cv.cli.dataset import dataset_group
+
+    cli.add_command(dataset_group)
+
+
+_register_groups()
 
 
 def main() -> None:

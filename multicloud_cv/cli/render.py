@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from multicloud_cv.schema import Evaluation
+    from multicloud_cv.schema import DatasetReport, Evaluation
 
 
 def render_evaluation(evaluation: Evaluation) -> None:
@@ -39,3 +39,42 @@ def render_evaluation(evaluation: Evaluation) -> None:
         for i, counts in enumerate(evaluation.confusion):
             matrix.add_row(f"{i} {evaluation.labels[i]}", *[str(v) for v in counts])
         console.print(matrix)
+
+
+def render_dataset_report(report: DatasetReport) -> None:
+    """Summary lines, a per-class table with one column per split, and the problems found."""
+    from rich.table import Table
+
+    from multicloud_cv.cli.output import stdout_console
+
+    console = stdout_console()
+    console.print(f"[bold]{report.path}[/]  format {report.format}  task {report.task}", highlight=False)
+    splits = ", ".join(f"{name} {count}" for name, count in sorted(report.splits.items()))
+    line = f"{report.num_images} images ({splits}), {len(report.classes)} classes"
+    if report.task == "detection":
+        line += f", {report.num_boxes} boxes, {report.negatives} images without boxes"
+    if report.image_sizes:
+        s = report.image_sizes
+        line += f", sizes {s.min_width}-{s.max_width} x {s.min_height}-{s.max_height} px"
+    console.print(line, highlight=False)
+    if report.split_file:
+        console.print(f"split from {report.split_file}", highlight=False)
+    table = Table(show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    if report.task == "detection":
+        table.add_column("boxes", justify="right")
+    split_names = list(report.per_split_class)
+    for name in split_names:
+        table.add_column(name, justify="right")
+    for index, name in enumerate(report.classes):
+        row = [str(index), name, str(report.per_class.get(name, 0))]
+        if report.task == "detection":
+            row.append(str(report.boxes_per_class.get(name, 0)))
+        row += [str(report.per_split_class[split].get(name, 0)) for split in split_names]
+        table.add_row(*row)
+    console.print(table)
+    for problem in report.problems:
+        where = f"{problem.path}: " if problem.path else ""
+        console.print(f"{problem.severity}: {where}{problem.message}; {problem.fix}", highlight=False)

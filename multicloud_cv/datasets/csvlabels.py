@@ -1,7 +1,8 @@
 """Multi-label datasets as a CSV file of image paths and labels (the Planet / Kaggle layout).
 
 ``labels.csv`` beside the images, header ``image,labels`` (optional third column
-``split``), labels separated by spaces or ``;``::
+``split``), labels separated by spaces or ``;``; an optional ``classes.txt`` beside it
+fixes the class order (one name per line), else classes are sorted by name::
 
     image,labels,split
     img/0001.jpg,cloudy primary,train
@@ -15,12 +16,14 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Any
 
 from multicloud_cv.datasets.folder import IMAGE_SUFFIXES, SPLIT_FOLDERS
 from multicloud_cv.datasets.model import Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
 MANIFEST = "labels.csv"
+CLASSES_FILE = "classes.txt"
 
 
 def read_csv_labels(path: Path) -> Dataset:
@@ -50,9 +53,61 @@ def read_csv_labels(path: Path) -> Dataset:
                 raise DatasetError(f"{csv_path}:{line}: unknown split '{split_raw}'; use train, validation or test")
             rows.append((image, labels, SPLIT_FOLDERS.get(split_raw) if split_raw else None))
     classes = sorted({label for _, labels, _ in rows for label in labels})
+    names_file = root / CLASSES_FILE
+    if names_file.is_file():  # the class order written by write(); it must name every label used
+        from multicloud_cv.datasets.lst import read_class_names
+
+        named = read_class_names(names_file)
+        unknown = sorted(set(classes) - set(named))
+        if unknown:
+            raise DatasetError(f"{csv_path}: label '{unknown[0]}' is not in {names_file}; add it there")
+        classes = named
     index = {name: i for i, name in enumerate(classes)}
     images = [
         ImageRecord(path=image, labels=tuple(sorted(index[lab] for lab in set(labels))), split=split)
         for image, labels, split in rows
     ]
     return Dataset(root=root, classes=classes, images=images, task="multilabel", source_format="csv")
+
+
+# -- the format contract (multicloud_cv.datasets.formats) ----------------------------------------
+
+
+def detect(path: Path) -> bool:
+    """A ``.csv`` file whose header names ``image`` and ``labels``, or a directory holding ``labels.csv``."""
+    csv_path = path / MANIFEST if path.is_dir() else path
+    if csv_path.suffix.lower() != ".csv" or not csv_path.is_file():
+        return False
+    with csv_path.open(encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+    return {"image", "labels"} <= {cell.strip() for cell in header.split(",")}
+
+
+def read(path: Path, **options: Any) -> Dataset:
+    """Read ``labels.csv`` (no options)."""
+    if options:
+        raise DatasetError(f"the csv format takes no options; got {', '.join(options)}")
+    return read_csv_labels(path)
+
+
+def write(dataset: Dataset, dest: Path, **options: Any) -> None:
+    """Write ``dest/labels.csv`` (image, labels joined by ';', split) and the images under ``dest/images/``.
+
+    Class names containing ';' or whitespace cannot be written (they would split). The
+    class order goes to ``classes.txt`` beside, which the reader honours.
+    """
+    from multicloud_cv.datasets.media import place_images
+
+    if options:
+        raise DatasetError(f"the csv format takes no options; got {', '.join(options)}")
+    bad = [name for name in dataset.classes if re.search(r"[;\s]", name)]
+    if bad:
+        raise DatasetError(f"class name '{bad[0]}' contains ';' or whitespace; labels.csv cannot hold it")
+    placed = place_images(dataset, dest, keep_tree=True)
+    (dest / CLASSES_FILE).write_text("".join(f"{name}\n" for name in dataset.classes), encoding="utf-8")
+    with (dest / MANIFEST).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "labels", "split"])
+        for image in dataset.images:
+            labels = ";".join(dataset.classes[label] for label in sorted(set(image.labels)))
+            writer.writerow([placed[id(image)], labels, image.split or ""])

@@ -14,6 +14,7 @@ silently dropped. Pixels are never decoded here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from multicloud_cv.datasets.model import Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
@@ -80,3 +81,54 @@ def read_folder(root: Path) -> Dataset:
     return Dataset(
         root=root, classes=classes, images=images, task="classification", source_format="folder", notes=notes
     )
+
+
+# -- the format contract (multicloud_cv.datasets.formats) ----------------------------------------
+
+FOLDER_FOR_SPLIT = {"train": "train", "validation": "validation", "test": "test"}
+
+
+def detect(path: Path) -> bool:
+    """A directory with at least one sub-folder (class or split folders)."""
+    return is_folder_dataset(path)
+
+
+def read(path: Path, **options: Any) -> Dataset:
+    """Read a folder-per-class dataset (no options)."""
+    if options:
+        raise DatasetError(f"the folder format takes no options; got {', '.join(options)}")
+    return read_folder(path)
+
+
+def write(dataset: Dataset, dest: Path, **options: Any) -> None:
+    """Write ``dest/[<split>/]<class>/<file>``: split folders when images have splits.
+
+    Classification only (an image sits in exactly one class folder). A dataset mixing
+    split and unsplit images cannot be laid out as folders: split it first.
+    """
+    from multicloud_cv.datasets.media import link_or_copy
+
+    if options:
+        raise DatasetError(f"the folder format takes no options; got {', '.join(options)}")
+    if dataset.task != "classification":
+        raise DatasetError(f"the folder format holds single-label classification only, not {dataset.task}")
+    has_split = {image.split is not None for image in dataset.images}
+    if len(has_split) > 1:
+        raise DatasetError(
+            "some images have a split and some do not; folders cannot hold both: run mcv dataset split first"
+        )
+    taken: set[Path] = set()
+    for image in dataset.images:
+        if len(image.labels) != 1:
+            raise DatasetError(f"{image.path}: a folder dataset needs exactly one label per image, has {image.labels}")
+        base = dest / FOLDER_FOR_SPLIT[image.split] if image.split else dest
+        source = dataset.absolute(image)
+        target = base / dataset.classes[image.labels[0]] / source.name
+        n = 0
+        while target in taken:
+            n += 1
+            target = target.with_name(f"{source.stem}-{n}{source.suffix}")
+        taken.add(target)
+        if not source.is_file():
+            raise DatasetError(f"image {source} does not exist; the dataset names a missing file")
+        link_or_copy(source, target)

@@ -55,7 +55,6 @@ class DatasetFormat:
         return cast(FormatModule, importlib.import_module(self.module))
 
 
-_CLS = ("classification", "multilabel")
 _ALL = ("classification", "multilabel", "detection")
 _DET = ("detection",)
 
@@ -83,9 +82,9 @@ FORMATS: dict[str, DatasetFormat] = {
                       "multicloud_cv.datasets.customvision"),
         DatasetFormat("tfrecord", "TFRecord for the TF Object Detection API, with label_map.pbtxt", _DET,
                       "multicloud_cv.datasets.tfrecord"),
-        DatasetFormat("csv", "labels.csv (path, labels separated by ';') plus images", _CLS,
+        DatasetFormat("csv", "labels.csv (image, labels split by ';' or spaces, split) plus images", ("multilabel",),
                       "multicloud_cv.datasets.csvlabels"),
-        DatasetFormat("folder", "one folder per class, optional train/ valid/ test/ split folders", _CLS,
+        DatasetFormat("folder", "one folder per class, optional train/ valid/ test/ split folders", ("classification",),
                       "multicloud_cv.datasets.folder"),
     )
 }  # fmt: skip
@@ -113,20 +112,35 @@ def detect_format(path: Path) -> str:
             module = fmt.load()
         except ImportError:  # a format whose optional library is missing cannot be what this is
             continue
-        if module.detect(path):
+        detect = getattr(module, "detect", None)
+        if detect is not None and detect(path):
             return fmt.name
     raise DatasetError(f"cannot tell the format of {path}; pass --format (one of: {', '.join(FORMATS)})")
 
 
-def read_dataset(path: str | Path, fmt: str = "auto", **options: Any) -> Dataset:
-    """Read ``path`` as format ``fmt`` (``auto``: detected). Options go to the format's reader."""
+def read_dataset(path: str | Path, fmt: str = "auto", stored_split: bool = True, **options: Any) -> Dataset:
+    """Read ``path`` as format ``fmt`` (``auto``: detected). Options go to the format's reader.
+
+    With ``stored_split`` the split kept beside the dataset by ``mcv dataset split`` is
+    applied (:mod:`multicloud_cv.datasets.splitfile`).
+    """
+    from dataclasses import replace
+
+    from multicloud_cv.datasets.splitfile import apply_split
+
     root = Path(path).expanduser().resolve()
     if fmt != "auto":
         get_format(fmt)
     if not root.exists():
         raise DatasetError(f"dataset path {root} does not exist")
     name = detect_format(root) if fmt == "auto" else fmt
-    return FORMATS[name].load().read(root, **options)
+    dataset = FORMATS[name].load().read(root, **options)
+    dataset = replace(dataset, source_format=name)
+    if stored_split:
+        dataset, used = apply_split(dataset, root)
+        if used is not None:
+            dataset = replace(dataset, notes=[*dataset.notes, f"split-file:{used}"])
+    return dataset
 
 
 def write_dataset(dataset: Dataset, dest: str | Path, fmt: str, overwrite: bool = False, **options: Any) -> Path:

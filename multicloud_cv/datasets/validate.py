@@ -1,9 +1,9 @@
-"""Preflight: catch the dataset mistakes that would waste a training run, before anything is sent.
+"""Image verification before training: decode every image, fill in sizes, drop or refuse bad files.
 
-:func:`preflight` checks structure (classes, images per label, limits the provider
-declared) without decoding pixels; :func:`verify_images` decodes every image to find
-unreadable or truncated files, in parallel threads. Problems are reported with the file
-they concern. ``skip_invalid=True`` drops unreadable images with a warning instead of failing.
+:func:`verify_images` decodes every image to find unreadable or truncated files, in
+parallel threads, and fills in each image's size. ``skip_invalid=True`` drops unreadable
+images with a warning instead of failing. The structural and job checks are in
+:mod:`multicloud_cv.datasets.preflight` (:func:`preflight` is re-exported here).
 """
 
 from __future__ import annotations
@@ -12,53 +12,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from multicloud_cv.capabilities import Limits, Task
+from multicloud_cv.capabilities import Limits
 from multicloud_cv.datasets.model import Dataset, ImageRecord
+from multicloud_cv.datasets.preflight import preflight
 from multicloud_cv.errors import DatasetError
 
 log = logging.getLogger(__name__)
-
-
-def preflight(dataset: Dataset, task: Task, limits: Limits, provider: str = "") -> None:
-    """Raise :class:`DatasetError` (one line, naming the problem and the fix) for a dataset this task can't use."""
-    where = f" for provider '{provider}'" if provider else ""
-    for note in dataset.notes:
-        kind, _, rel = note.partition(":")
-        if kind == "not-an-image":
-            raise DatasetError(f"{dataset.root / rel} is not an image file; remove it or pass --skip-invalid")
-    if dataset.task != task.value and not (task is Task.CLASSIFICATION and dataset.task == "classification"):
-        if task is Task.MULTILABEL and dataset.task == "classification":
-            pass  # single-label data is valid multi-label data
-        else:
-            raise DatasetError(
-                f"dataset {dataset.root} is a {dataset.task} dataset; it cannot train --task {task.value}"
-            )
-    if not dataset.images:
-        raise DatasetError(f"dataset {dataset.root} holds no images")
-    training = [img for img in dataset.images if img.split != "test"]
-    counts = dataset.label_counts(training)
-    empty = [name for name, count in counts.items() if count == 0]
-    if empty:
-        raise DatasetError(
-            f"class '{empty[0]}' has no training images in {dataset.root}; add images or remove the class folder"
-        )
-    present = [name for name, count in counts.items() if count > 0]
-    if len(present) < limits.min_labels:
-        raise DatasetError(
-            f"dataset {dataset.root} has {len(present)} class(es) ({', '.join(present)}); "
-            f"a classifier needs at least {limits.min_labels}{where}"
-        )
-    if limits.max_labels is not None and len(present) > limits.max_labels:
-        raise DatasetError(f"dataset has {len(present)} classes; at most {limits.max_labels} are allowed{where}")
-    few = {name: count for name, count in counts.items() if count < limits.min_images_per_label}
-    if few:
-        name, count = sorted(few.items(), key=lambda kv: kv[1])[0]
-        raise DatasetError(
-            f"class '{name}' has {count} training image(s); at least {limits.min_images_per_label} per label "
-            f"are needed{where} ({len(few)} class(es) too small)"
-        )
-    if limits.max_images is not None and len(dataset.images) > limits.max_images:
-        raise DatasetError(f"dataset has {len(dataset.images)} images; at most {limits.max_images} allowed{where}")
 
 
 def _check_one(dataset: Dataset, image: ImageRecord, limits: Limits) -> tuple[ImageRecord, str | None]:
@@ -109,3 +68,6 @@ def verify_images(
     kept = [image for image, problem in results if problem is None]
     notes = [n for n in dataset.notes if not n.startswith("not-an-image:")]
     return replace(dataset, images=kept, notes=notes)
+
+
+__all__ = ["preflight", "verify_images"]
