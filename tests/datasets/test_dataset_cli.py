@@ -72,7 +72,8 @@ def test_validate_reports_every_finding_and_exits_2_on_errors(tmp_path: Path) ->
     assert bad.returncode == 2
     doc = json.loads(bad.stdout)
     validate_document("validation_report", doc)
-    assert doc["ok"] is False and any(f["code"] == "corrupt-image" and "broken.png" in f["path"] for f in doc["findings"])
+    corrupt = [f for f in doc["findings"] if f["code"] == "corrupt-image"]
+    assert doc["ok"] is False and corrupt and "broken.png" in corrupt[0]["path"]
 
 
 def test_formats_lists_every_format() -> None:
