@@ -48,7 +48,8 @@ def test_csv_round_trip_multilabel(tmp_path: Path) -> None:
 
 def test_write_refuses_a_task_the_format_cannot_hold(tmp_path: Path) -> None:
     source = make_multilabel_dataset(tmp_path / "src")
-    with pytest.raises(DatasetError, match=r"format .folder. does not hold multilabel datasets; formats that do: .*csv"):
+    expected = r"format 'folder' does not hold multilabel datasets; formats that do: .*csv"
+    with pytest.raises(DatasetError, match=expected):
         write_dataset(source, tmp_path / "out", "folder")
     assert not (tmp_path / "out").exists()
 
