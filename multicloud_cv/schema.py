@@ -301,6 +301,17 @@ class ConversionReport(_Model):
     splits: dict[str, int]
 
 
+class StageReport(_Model):
+    """Answer of ``mcv dataset stage --json``: files uploaded and skipped (already there, same checksum)."""
+
+    source: str
+    destination: str
+    uploaded: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    bytes: int = Field(ge=0, description="bytes uploaded")
+    seconds: float = Field(ge=0)
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "prediction": Prediction,
     "prediction_list": PredictionList,
@@ -316,6 +327,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "dataset_report": DatasetReport,
     "validation_report": ValidationReport,
     "conversion_report": ConversionReport,
+    "stage_report": StageReport,
 }
 
 

@@ -247,3 +247,44 @@ def split_cmd(path: str, validation: float, test: float, seed: int, resplit: boo
     else:
         counts = ", ".join(f"{name} {count}" for name, count in sorted(split.splits.items()))
         click.echo(f"split {len(split.images)} images ({counts}); stored in {target}")
+
+
+@dataset_group.command("stage")
+@click.argument("path", type=click.Path(path_type=str))
+@click.argument("dest_uri")
+@format_option
+@click.option("--workers", type=click.IntRange(min=1, max=256), default=16, show_default=True)
+@json_option
+def stage_cmd(path: str, dest_uri: str, fmt: str, workers: int, as_json: bool) -> None:
+    """Upload a dataset's images to DEST_URI (s3://, gs://, az://, file://); files already there are skipped.
+
+    Interrupted? Run it again: it lists the destination once and uploads only what is missing
+    or changed. Endpoints follow the SDK conventions (AWS_ENDPOINT_URL_S3, STORAGE_EMULATOR_HOST).
+    """
+    from multicloud_cv.cli.output import count_progress, emit_json
+    from multicloud_cv.datasets.formats import read_dataset
+    from multicloud_cv.schema import StageReport
+    from multicloud_cv.staging import StageProgress, stage
+
+    dataset = read_dataset(path, fmt)
+    with count_progress(not as_json, f"staging to {dest_uri}") as update:
+
+        def progress(state: StageProgress) -> None:
+            update(state.files_done, state.files_total)
+
+        result = stage(dataset, dest_uri, workers=workers, progress=progress)
+    report = StageReport(
+        source=str(dataset.root),
+        destination=result.dest_uri,
+        uploaded=result.uploaded,
+        skipped=result.skipped,
+        bytes=result.bytes,
+        seconds=round(result.seconds, 3),
+    )
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(
+            f"staged {result.files} files to {result.dest_uri}: {result.uploaded} uploaded "
+            f"({result.bytes / 1e6:.1f} MB), {result.skipped} already there, {result.seconds:.1f} s"
+        )

@@ -80,3 +80,20 @@ def test_formats_lists_every_format() -> None:
     doc = _json(run_mcv("dataset", "formats", "--json"))
     names = {row["name"] for row in doc["formats"]}
     assert {"folder", "coco", "voc", "lst", "recordio", "tfrecord", "vertex-jsonl", "groundtruth"} <= names
+
+
+def test_stage_to_s3_then_rerun_skips_everything(tmp_path: Path) -> None:
+    from multicloud_cv.testing.emulators import moto_server
+
+    root = make_tiny_dataset(tmp_path / "d", classes=2, train_per_class=3, test_per_class=1)
+    with moto_server() as server:
+        server.create_bucket("stage-cli")
+        env = {"AWS_ENDPOINT_URL": server.endpoint_url, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+               "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+        first = _json(run_mcv("dataset", "stage", str(root), "s3://stage-cli/run1", "--json", env=env))
+        validate_document("stage_report", first)
+        assert first["uploaded"] == 8 and first["skipped"] == 0
+        again = _json(run_mcv("dataset", "stage", str(root), "s3://stage-cli/run1", "--json", env=env))
+        assert again["uploaded"] == 0 and again["skipped"] == 8
+        keys = {o["Key"] for o in server.client("s3").list_objects_v2(Bucket="stage-cli")["Contents"]}
+        assert "run1/train/square/square_000.png" in keys and len(keys) == 8
