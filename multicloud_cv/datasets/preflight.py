@@ -349,8 +349,10 @@ def check_context(dataset: Dataset, context: PreflightContext) -> list[Finding]:
             )
     found += _base_model_checks(dataset, context)
     if context.label_width is not None and dataset.task == "detection":
-        most = max((len(image.boxes) for image in dataset.images), default=0)
-        needed = 2 + 5 * most
+        from multicloud_cv.datasets.lst import label_width_needed
+
+        needed = label_width_needed(dataset)
+        most = (needed - 2) // 5
         if context.label_width < needed:
             found.append(
                 _error(
