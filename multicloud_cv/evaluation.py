@@ -126,6 +126,11 @@ def evaluation_images(dataset: Dataset, split: str = "test") -> list[ImageRecord
     )
 
 
+#: Detection predictions are requested down to this confidence when scoring, so mAP sees the
+#: whole precision-recall curve; precision and recall are then read at the caller's threshold.
+DETECTION_SCORE_FLOOR = 0.05
+
+
 def evaluate_endpoint(
     predictor: Predictor,
     endpoint_id: str,
@@ -135,7 +140,12 @@ def evaluate_endpoint(
     concurrency: int = 4,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
-    """Score an endpoint on a dataset split through the provider's Predictor."""
+    """Score an endpoint on a dataset split through the provider's Predictor.
+
+    Classification: top-1; multi-label: labels at ``threshold``; detection: boxes requested
+    down to :data:`DETECTION_SCORE_FLOOR`, COCO mAP / mAP@.5 through pycocotools, precision and
+    recall at ``threshold`` and IoU 0.5 (:mod:`multicloud_cv.evaluation_detection`).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     images = evaluation_images(dataset, split)
@@ -148,7 +158,9 @@ def evaluate_endpoint(
 
     def one(path: Any) -> Prediction:
         nonlocal done
-        if task == "multilabel":
+        if task == "detection":  # every box down to a low score: mAP needs the whole precision-recall curve
+            result = predictor.predict(endpoint_id, path, threshold=DETECTION_SCORE_FLOOR)
+        elif task == "multilabel":
             result = predictor.predict(endpoint_id, path, threshold=threshold)
         else:
             result = predictor.predict(endpoint_id, path, top_k=1)
@@ -160,7 +172,11 @@ def evaluate_endpoint(
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         predictions = list(pool.map(one, paths))
-    if task == "multilabel":
+    if task == "detection":
+        from multicloud_cv.evaluation_detection import detection_evaluation, score_detection
+
+        evaluation = detection_evaluation(score_detection(dataset, images, predictions, score_threshold=threshold))
+    elif task == "multilabel":
         evaluation = score_multilabel(
             dataset.classes,
             [img.labels for img in images],

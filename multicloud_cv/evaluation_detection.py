@@ -295,8 +295,8 @@ def detection_evaluation(scores: dict[str, Any]) -> Evaluation:
     """The shared :class:`~multicloud_cv.schema.Evaluation` for a :func:`score_detection` result.
 
     ``map``/``map50`` and per-class ``ap`` carry over; ``macro_f1`` is the mean F1 of the
-    classes with ground truth; ``threshold`` is the score threshold. Fields the schema has
-    no place for (``ap50`` per class, overall precision/recall, box counts) stay in the dict.
+    classes with ground truth; ``threshold`` is the score threshold; overall precision and
+    recall, the box count and the IoU threshold carry over too.
     """
     from multicloud_cv.schema import Evaluation, PerLabel
 
@@ -309,6 +309,7 @@ def detection_evaluation(scores: dict[str, Any]) -> Evaluation:
             f1=row["f1"],
             support=row["support"],
             ap=row["ap"],
+            ap50=row["ap50"],
         )
         for row in scores["per_label"]
     ]
@@ -322,4 +323,8 @@ def detection_evaluation(scores: dict[str, Any]) -> Evaluation:
         map50=scores["map50"],
         map=scores["map"],
         threshold=scores["score_threshold"],
+        precision=scores["precision"],
+        recall=scores["recall"],
+        num_boxes=scores["num_boxes"],
+        iou_threshold=scores["iou_threshold"],
     )

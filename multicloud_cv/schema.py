@@ -85,7 +85,8 @@ class PerLabel(_Model):
     recall: float = Field(ge=0.0, le=1.0)
     f1: float = Field(ge=0.0, le=1.0)
     support: int = Field(ge=0, description="number of test images (or objects) of this class")
-    ap: float | None = Field(default=None, ge=0.0, le=1.0, description="average precision (detection)")
+    ap: float | None = Field(default=None, ge=0.0, le=1.0, description="COCO AP at IoU 0.5:0.95 (detection)")
+    ap50: float | None = Field(default=None, ge=0.0, le=1.0, description="AP at IoU 0.5 (detection)")
 
 
 class Evaluation(_Model):
@@ -105,6 +106,14 @@ class Evaluation(_Model):
     map50: float | None = Field(default=None, ge=0.0, le=1.0, description="detection mAP at IoU 0.5")
     map: float | None = Field(default=None, ge=0.0, le=1.0, description="detection COCO mAP at IoU 0.5:0.95")
     threshold: float | None = Field(default=None, description="confidence threshold used for multilabel/detection")
+    precision: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="detection: overall precision at the threshold and IoU"
+    )
+    recall: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="detection: overall recall at the threshold and IoU"
+    )
+    num_boxes: int | None = Field(default=None, ge=0, description="detection: ground-truth boxes scored")
+    iou_threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="detection: IoU for P/R")
     provider: str | None = None
     model_id: str | None = None
     endpoint_id: str | None = None

@@ -224,3 +224,51 @@ def test_as_shared_evaluation() -> None:
     assert evaluation.map50 == pytest.approx(1.0) and evaluation.threshold == 0.5
     assert [row.ap for row in evaluation.per_label] == pytest.approx([1.0, 1.0, 1.0])
     assert evaluation.labels == CLASSES and evaluation.macro_f1 == 1.0
+
+
+class _OraclePredictor:
+    """Answers each image with its ground-truth boxes (confidence 0.9) plus one low-confidence false box.
+
+    Stands in for a provider's Predictor to test the scoring path of evaluate_endpoint: what it
+    requests (a low score floor) and how it scores, not a cloud.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.by_path = {dataset.absolute(image): image for image in dataset.images}
+        self.thresholds: list[float | None] = []
+
+    def predict(self, endpoint_id: str, path: Path, top_k: int | None = None, threshold: float | None = None):
+        self.thresholds.append(threshold)
+        image = self.by_path[Path(path)]
+        w, h = image.width, image.height
+        found = [
+            Detection(
+                name=self.dataset.classes[b.label],
+                index=b.label,
+                confidence=0.9,
+                box=Box(x_min=b.x_min / w, y_min=b.y_min / h, x_max=b.x_max / w, y_max=b.y_max / h),
+            )
+            for b in image.boxes
+        ]
+        found.append(
+            Detection(name=self.dataset.classes[0], index=0, confidence=0.1,
+                      box=Box(x_min=0.0, y_min=0.0, x_max=0.05, y_max=0.05))
+        )  # fmt: skip
+        return Prediction(provider="oracle", model_id="m", task="detection", detections=found, latency_ms=1.0)
+
+
+def test_evaluate_endpoint_scores_detection_with_a_low_score_floor(tmp_path: Path) -> None:
+    from multicloud_cv.evaluation import DETECTION_SCORE_FLOOR, evaluate_endpoint
+    from multicloud_cv.testing.datasets import make_detection_dataset
+    from multicloud_cv.testing.suite import validate_document
+
+    dataset = make_detection_dataset(tmp_path / "det")
+    oracle = _OraclePredictor(dataset)
+    result = evaluate_endpoint(oracle, "ep", dataset, split="test", threshold=0.5)  # type: ignore[arg-type]
+    validate_document("evaluation", result)
+    assert set(oracle.thresholds) == {DETECTION_SCORE_FLOOR}
+    assert result.task == "detection" and result.map50 is not None and result.map50 > 0.95
+    assert result.precision == 1.0 and result.recall == 1.0  # the 0.1 false box is under the 0.5 threshold
+    assert result.num_boxes == sum(len(i.boxes) for i in dataset.split("test"))
+    assert all(row.ap50 is not None for row in result.per_label if row.support)

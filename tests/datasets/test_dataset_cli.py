@@ -97,3 +97,16 @@ def test_stage_to_s3_then_rerun_skips_everything(tmp_path: Path) -> None:
         assert again["uploaded"] == 0 and again["skipped"] == 8
         keys = {o["Key"] for o in server.client("s3").list_objects_v2(Bucket="stage-cli")["Contents"]}
         assert "run1/train/square/square_000.png" in keys and len(keys) == 8
+
+
+def test_generate_detection_data_in_a_format_and_inspect_it(tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    doc = _json(run_mcv("dataset", "generate", str(out), "--to", "voc", "--images", "20", "--seed", "1", "--json"))
+    validate_document("conversion_report", doc)
+    assert doc["num_images"] == 20 and doc["format"] == "voc"
+    report = _json(run_mcv("dataset", "inspect", str(out), "--json"))
+    assert report["format"] == "voc" and report["task"] == "detection" and report["num_boxes"] > 20
+    assert set(report["splits"]) == {"train", "validation", "test"}
+    assert [p.name for p in tmp_path.iterdir()] == ["gen"]  # no scratch left behind
+    bad = run_mcv("dataset", "generate", str(tmp_path / "x"), "--to", "folder")
+    assert bad.returncode == 2 and "does not hold detection datasets" in bad.stderr
