@@ -180,3 +180,25 @@ def test_errors_come_before_warnings_and_preflight_counts_the_rest(detection: Da
     assert found[0].severity is Severity.ERROR and found[-1].severity is Severity.WARNING
     with pytest.raises(DatasetError, match=r"1 more problem"):
         preflight(bad, Task.DETECTION, LOOSE)
+
+
+def test_job_context_checks_files_a_rec_against_its_lst_and_manifest_attributes(tmp_path: Path) -> None:
+    from multicloud_cv.datasets.formats import write_dataset
+
+    dataset = make_multilabel_dataset(tmp_path / "ml")
+    rec_dir = write_dataset(dataset, tmp_path / "rec", "recordio")
+    rec, lst = rec_dir / "train.rec", rec_dir / "train.lst"
+    context = PreflightContext(rec_files=[(rec, lst)])
+    assert "rec-lst-count" not in codes(check_dataset(dataset, Task.MULTILABEL, LOOSE, context))
+    lst.write_text(lst.read_text() + "99\t1\t0\t0\textra.png\n")
+    found = [f for f in check_dataset(dataset, Task.MULTILABEL, LOOSE, context) if f.code == "rec-lst-count"]
+    assert found and str(rec.name) in found[0].message
+
+    manifest_dir = write_dataset(dataset, tmp_path / "manifest", "sagemaker-manifest")
+    manifest = manifest_dir / "train.manifest"
+    lines = manifest.read_text().splitlines()
+    lines[2] = lines[2].replace('"class"', '"klass"')
+    manifest.write_text("\n".join(lines) + "\n")
+    context = PreflightContext(manifests=[(manifest, ["source-ref", "class"])])
+    found = [f for f in check_dataset(dataset, Task.MULTILABEL, LOOSE, context) if f.code == "manifest-attributes"]
+    assert found and "train.manifest:3" in found[0].message and "class" in found[0].message
