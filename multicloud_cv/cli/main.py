@@ -184,6 +184,9 @@ def train(
     spec = TrainingSpec(
         dataset=dataset, task=chosen, epochs=epochs, hyperparameters=_options(hyperparameters), compute=compute
     )
+    from multicloud_cv.datasets.preflight import raise_for_errors
+
+    raise_for_errors(trainer.check(spec, files=True))  # headers, limits and train/test duplicates, before any upload
     if dry_run:
         from multicloud_cv.schema import Plan
 

@@ -110,3 +110,16 @@ def test_generate_detection_data_in_a_format_and_inspect_it(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["gen"]  # no scratch left behind
     bad = run_mcv("dataset", "generate", str(tmp_path / "x"), "--to", "folder")
     assert bad.returncode == 2 and "does not hold detection datasets" in bad.stderr
+
+
+def test_train_refuses_the_same_image_in_train_and_test_before_anything_starts(tmp_path: Path) -> None:
+    import shutil
+
+    root = make_tiny_dataset(tmp_path / "d", classes=2, train_per_class=3, test_per_class=1)
+    leaked = root / "test" / "square" / "leaked.png"
+    shutil.copy(root / "train" / "square" / "square_000.png", leaked)
+    result = run_mcv("train", "--dataset", str(root), "--epochs", "1", "--json")
+    assert result.returncode == 2
+    assert "both training and test" in result.stderr and "leaked.png" in result.stderr
+    status = _json(run_mcv("status", "--json"))
+    assert status["jobs"] == []
