@@ -51,7 +51,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-from multicloud_cv.datasets.media import image_size, is_uri, place_images, resolve_ref
+from multicloud_cv.datasets.media import image_size, is_uri, place_images, resolve_ref, size_for_normalising
 from multicloud_cv.datasets.model import SPLITS, BoxAnnotation, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
@@ -137,12 +137,7 @@ def _entry(dataset: Dataset, image: ImageRecord, path: str) -> tuple[UploadEntry
                 "regions per image"
             )
         if image.boxes:
-            if is_uri(image.path) and not (image.width and image.height):
-                raise DatasetError(
-                    f"{image.path}: regions are normalised but the image size is unknown; "
-                    "set width/height on the record or use a local copy"
-                )
-            width, height = image_size(dataset, image)
+            width, height = size_for_normalising(dataset, image)
         for box in image.boxes:
             what = f"{image.path}: box {box}:"
             left, top = _normalised(box.x_min, width, what), _normalised(box.y_min, height, what)

@@ -107,3 +107,16 @@ def image_size(dataset: Dataset, image: ImageRecord) -> tuple[int, int]:
             return opened.size
     except (OSError, UnidentifiedImageError) as exc:
         raise DatasetError(f"{path}: cannot read the image size ({exc}); fix or remove the file") from exc
+
+
+def size_for_normalising(dataset: Dataset, image: ImageRecord) -> tuple[int, int]:
+    """``(width, height)`` to normalise an image's boxes by; a remote image needs its size on the record.
+
+    Raises :class:`DatasetError` for a URI without a recorded size (it is never downloaded here).
+    """
+    if is_uri(image.path) and not (image.width and image.height):
+        raise DatasetError(
+            f"{image.path}: boxes must be normalised but the image size is unknown; "
+            "set width/height on the record or use a local copy"
+        )
+    return image_size(dataset, image)

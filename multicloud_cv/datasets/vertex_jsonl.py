@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from multicloud_cv.datasets.lst import read_class_names
-from multicloud_cv.datasets.media import ImageRef, image_size, is_uri, place_images, resolve_ref
+from multicloud_cv.datasets.media import ImageRef, image_size, is_uri, place_images, resolve_ref, size_for_normalising
 from multicloud_cv.datasets.model import SPLITS, BoxAnnotation, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
@@ -337,12 +337,7 @@ def write_vertex_jsonl(
                 )
             annotations = []
             if image.boxes:
-                if is_uri(image.path) and not (image.width and image.height):
-                    raise DatasetError(
-                        f"{image.path}: boxes must be made relative but the image size is unknown; "
-                        "set width/height on the record or use a local copy"
-                    )
-                width, height = image_size(dataset, image)
+                width, height = size_for_normalising(dataset, image)
             for box in image.boxes:
                 what = f"{image.path}: box {box}:"
                 annotations.append(
