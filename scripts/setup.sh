@@ -11,7 +11,7 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The CPU build of torch 2.13 first, so nothing below pulls a multi-GB CUDA build.
 python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
-pip install -q -e ".[test,dev,tfrecord,storage]" -e plugins/local -e examples/centroid-provider scikit-learn
+pip install -q -c scripts/constraints.txt -e ".[test,dev,tfrecord,storage]" -e plugins/local -e examples/centroid-provider scikit-learn
 # Real bundled data for `mcv demo` (Debian's Fashion-MNIST); the demo falls back to scikit-learn's digits.
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$(id -u)" = "0" ] \
     && command -v apt-get >/dev/null; then
