@@ -410,7 +410,7 @@ class _Run:
             seed=cfg.seed,
             crop_padding=cfg.crop_padding or 0,
         )
-        self.model = build_model(cfg).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = build_model(cfg).to(memory_format=torch.channels_last)
         decay = [p for p in self.model.parameters() if p.ndim > 1]
         no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
         self.optimizer = torch.optim.AdamW(
