@@ -168,6 +168,14 @@ def validate_cmd(
     dataset = read_dataset(path, fmt)
     chosen = Task(task or dataset.task)
     findings = trainer.check(TrainingSpec(dataset=dataset, task=chosen), files=True, decode=decode)
+    reason = trainer.capabilities.unsupported.get(chosen.feature)
+    if reason is not None:  # the provider cannot train this task at all: say so first
+        from multicloud_cv.datasets.preflight import Finding
+
+        findings.insert(
+            0,
+            Finding(Severity.ERROR, "unsupported-task", f"provider '{provider}' cannot train {chosen.value}", reason),
+        )
     errors = sum(1 for f in findings if f.severity is Severity.ERROR)
     report = ValidationReport(
         path=str(dataset.root),

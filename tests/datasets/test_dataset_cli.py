@@ -123,3 +123,13 @@ def test_train_refuses_the_same_image_in_train_and_test_before_anything_starts(t
     assert "both training and test" in result.stderr and "leaked.png" in result.stderr
     status = _json(run_mcv("status", "--json"))
     assert status["jobs"] == []
+
+
+def test_validate_says_when_the_provider_cannot_train_the_task(tmp_path: Path) -> None:
+    dataset = make_detection_dataset(tmp_path / "det")
+    out = write_dataset(dataset, tmp_path / "coco", "coco")
+    result = run_mcv("dataset", "validate", str(out), "--provider", "centroid", "--json")
+    assert result.returncode == 2
+    doc = json.loads(result.stdout)
+    validate_document("validation_report", doc)
+    assert doc["findings"][0]["code"] == "unsupported-task" and "detection" in doc["findings"][0]["message"]
