@@ -82,10 +82,23 @@ HYPERPARAMETERS: dict[str, type] = {
     "num_threads": int,
 }
 
+#: Detection (FCOS on MobileNetV2, :mod:`mcv_local.engine.detection`) takes its own, smaller set.
+DETECTION_HYPERPARAMETERS: dict[str, type] = {
+    "batch_size": int,
+    "lr": float,
+    "weight_decay": float,
+    "seed": int,
+    "hflip": bool,
+    "pretrained": bool,
+    "max_steps": int,
+    "num_threads": int,
+}
+
 CAPABILITIES = Capabilities.declare(
     supported=[
         "task:classification",
         "task:multilabel",
+        "task:detection",
         "compute:cpu",
         "export:onnx",
         "batch_prediction",
@@ -94,7 +107,6 @@ CAPABILITIES = Capabilities.declare(
         "resume",
     ],
     unsupported={
-        "task:detection": "object detection on the local provider is not built yet; train classifiers for now",
         "compute:gpu": "the local provider trains on this machine's CPU; use a cloud provider for GPUs",
         "compute:tpu": "TPUs are a Vertex AI feature; use --provider vertex",
         "export:tflite": "the local provider exports ONNX only",
@@ -123,14 +135,15 @@ class _LocalBase(ProviderPlugin):
     backoff = Backoff(initial=0.25, factor=1.5, maximum=2.0)
 
 
-def parse_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
-    """Check and convert hyperparameters; an unknown name is an error listing the valid ones."""
+def parse_hyperparameters(values: dict[str, Any], task: str = "classification") -> dict[str, Any]:
+    """Check and convert hyperparameters; an unknown name is an error listing the valid ones for the task."""
+    table = DETECTION_HYPERPARAMETERS if task == "detection" else HYPERPARAMETERS
     parsed: dict[str, Any] = {}
     for key, raw in values.items():
-        kind = HYPERPARAMETERS.get(key)
+        kind = table.get(key)
         if kind is None:
             raise BadInput(
-                f"unknown hyperparameter '{key}' for provider 'local'; valid: {', '.join(sorted(HYPERPARAMETERS))}"
+                f"unknown hyperparameter '{key}' for provider 'local' ({task}); valid: {', '.join(sorted(table))}"
             )
         try:
             if kind is bool:
@@ -149,8 +162,14 @@ class LocalTrainer(_LocalBase, Trainer):
         from mcv_local.engine.config import TrainConfig
         from mcv_local.engine.errors import EngineError
 
+        config = self._worker_config(spec)
         try:
-            TrainConfig.from_dict(self._worker_config(spec)).check()
+            if spec.task is Task.DETECTION:
+                from mcv_local.worker import detection_config
+
+                detection_config(config).check()
+            else:
+                TrainConfig.from_dict(config).check()
         except EngineError as exc:
             raise BadInput(f"local training cannot start: {exc}") from exc
 
@@ -168,16 +187,23 @@ class LocalTrainer(_LocalBase, Trainer):
         }
 
     def _worker_config(self, spec: TrainingSpec) -> dict[str, Any]:
-        hp = parse_hyperparameters(spec.hyperparameters)
+        hp = parse_hyperparameters(spec.hyperparameters, spec.task.value)
         dataset = spec.dataset
         train = [img for img in dataset.images if img.split in (None, "train")]
         val = dataset.split("validation")
         threads = int(self.config.get("threads") or 0)
+
+        def row(img: Any) -> Any:
+            if spec.task is Task.DETECTION:
+                boxes = [[b.label, b.x_min, b.y_min, b.x_max, b.y_max] for b in img.boxes]
+                return (str(dataset.absolute(img)), boxes, img.width, img.height)
+            return (str(dataset.absolute(img)), list(img.labels))
+
         config = {
             "task": spec.task.value,
             "classes": dataset.classes,
-            "train": [(str(dataset.absolute(img)), list(img.labels)) for img in train],
-            "val": [(str(dataset.absolute(img)), list(img.labels)) for img in val],
+            "train": [row(img) for img in train],
+            "val": [row(img) for img in val],
             **({"epochs": spec.epochs} if spec.epochs else {}),
             **({"num_threads": threads} if threads > 0 else {}),
             **hp,
@@ -218,6 +244,8 @@ class LocalTrainer(_LocalBase, Trainer):
         progress = None
         if status.get("epoch"):
             progress = f"epoch {status['epoch']}/{status.get('epochs', '?')}"
+        elif status.get("step"):
+            progress = f"step {status['step']}/{status.get('steps', '?')}"
         model = None
         if state is JobState.SUCCEEDED:
             spec = read_json(job_dir / "spec.json") or {}

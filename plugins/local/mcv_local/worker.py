@@ -64,6 +64,8 @@ def run(job_dir: Path) -> int:
             update_status(job_dir, native_state="EXPORTING")
 
     update_status(job_dir, native_state="LOADING_DATA", pid=os.getpid(), failure_reason=None)
+    if spec["config"].get("task") == "detection":
+        return _run_detection(job_dir, spec, should_stop)
     try:
         config = TrainConfig.from_dict(spec["config"])
         result = train(
@@ -101,6 +103,85 @@ def run(job_dir: Path) -> int:
         seconds=result.seconds,
     )
     log.info("done: %s", result.onnx_path)
+    return 0
+
+
+DETECTION_KEYS = ("batch_size", "lr", "weight_decay", "seed", "hflip", "pretrained", "max_steps")
+
+
+def detection_dataset(config: dict[str, Any]) -> Any:
+    """The canonical detection dataset a worker spec describes (absolute paths, pixel boxes)."""
+    from multicloud_cv.datasets.model import BoxAnnotation, Dataset, ImageRecord
+
+    images = []
+    for split, rows in (("train", config["train"]), ("validation", config["val"])):
+        for path, boxes, width, height in rows:
+            annotations = tuple(BoxAnnotation(int(b[0]), *(float(v) for v in b[1:5])) for b in boxes)
+            images.append(ImageRecord(path, boxes=annotations, split=split, width=width, height=height))
+    return Dataset(root=Path("/"), classes=list(config["classes"]), images=images, task="detection")
+
+
+def detection_config(config: dict[str, Any], checkpoint: Path | None = None) -> Any:
+    """The engine's :class:`DetectionConfig` for a worker spec (hyperparameters already checked)."""
+    from mcv_local.engine.detection import DetectionConfig
+
+    return DetectionConfig(
+        epochs=int(config.get("epochs") or 10),
+        threads=int(config["num_threads"]) if config.get("num_threads") else None,
+        checkpoint=checkpoint,
+        **{key: config[key] for key in DETECTION_KEYS if key in config},
+    )
+
+
+class _Stopped(Exception):
+    """Raised from the progress callback when a cancel or a signal asks the detector to stop."""
+
+
+def _run_detection(job_dir: Path, spec: dict[str, Any], should_stop: Any) -> int:
+    """Train, export and record a detector; the same states, cancel and resume as classification."""
+    from mcv_local.engine.detection import train_detector
+    from mcv_local.engine.detection_export import export_detector
+
+    config = spec["config"]
+    out = job_dir / "model"
+
+    def on_progress(event: dict[str, Any]) -> None:
+        if event.get("event") == "step":
+            update_status(
+                job_dir,
+                native_state="TRAINING",
+                step=event.get("step"),
+                steps=event.get("total"),
+                metrics={"loss": float(event["loss"])} if isinstance(event.get("loss"), int | float) else {},
+            )
+        if should_stop():
+            raise _Stopped
+
+    try:
+        result = train_detector(detection_dataset(config), detection_config(config), out, on_progress=on_progress)
+        update_status(job_dir, native_state="EXPORTING")
+        onnx_path = export_detector(
+            result.model, out / "model.onnx", result.classes, result.image_size, model_id=spec.get("job_id", "")
+        )
+    except _Stopped:
+        cancelled = (job_dir / "cancel").exists()
+        update_status(
+            job_dir,
+            native_state="CANCELLED" if cancelled else "INTERRUPTED",
+            failure_reason=None
+            if cancelled
+            else "training was interrupted by a signal; `mcv resume JOB` continues it from the last checkpoint",
+        )
+        return 130
+    except Exception as exc:  # the worker's last word: record the reason, then exit non-zero
+        log.error("detection training failed: %s\n%s", exc, traceback.format_exc())
+        update_status(job_dir, native_state="FAILED", failure_reason=f"{type(exc).__name__}: {exc}")
+        return 1
+    metrics = {"final_loss": result.final_loss or 0.0, "steps_per_second": result.steps_per_second}
+    if result.val_loss is not None:
+        metrics["val_loss"] = result.val_loss
+    update_status(job_dir, native_state="COMPLETED", metrics=metrics, onnx=str(onnx_path), seconds=result.train_seconds)
+    log.info("done: %s", onnx_path)
     return 0
 
 

@@ -549,15 +549,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_spinning=args.spin,
         solo_threads=args.solo_threads,
     ).resolved()
+    from mcv_local.serving.detection_app import create_detection_app, load_detector, model_task
+
     try:
-        model = OnnxModel(
-            args.model_dir, intra_op_threads=options.intra_op_threads, allow_spinning=options.allow_spinning
-        )
+        if model_task(Path(args.model_dir)) == "detection":
+            detector = load_detector(Path(args.model_dir), intra_op_threads=options.intra_op_threads)
+            detector.detect(np.zeros((64, 64, 3), np.uint8), 0.5, 1)  # warm-up
+            app = create_detection_app(detector, options.max_body_bytes)
+            served_id = detector.metadata.get("mcv.model_id", "")
+        else:
+            model = OnnxModel(
+                args.model_dir, intra_op_threads=options.intra_op_threads, allow_spinning=options.allow_spinning
+            )
+            model.predict_pixels(np.zeros((1, model.image_size, model.image_size, model.channels), np.uint8))
+            app = create_app(model, options)
+            served_id = model.model_id
     except ModelLoadError as exc:
         sock.close()
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
-    model.predict_pixels(np.zeros((1, model.image_size, model.image_size, model.channels), np.uint8))  # warm-up
     if stop_requested:
         sock.close()
         return EXIT_OK
@@ -565,7 +575,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 3. serve
     import uvicorn
 
-    app = create_app(model, options)
     config = uvicorn.Config(
         app,
         loop="auto",
@@ -586,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info(
                 "serving model %s on %s (batch <= %d, wait <= %.1f ms, %d inference x %d intra-op threads, %s, "
                 "solo session: %s)",
-                model.model_id,
+                served_id,
                 url,
                 options.max_batch,
                 options.max_wait_ms,

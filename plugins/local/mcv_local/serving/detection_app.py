@@ -1,0 +1,182 @@
+"""The HTTP app for a detection model: same routes and error contract as the classification app.
+
+``POST /v1/predict`` takes the raw image bytes; query ``threshold`` (score threshold, default
+0.5) and ``top_k`` (maximum detections, default 100) are passed to the ONNX graph, whose NMS
+runs inside the model. The answer is a shared-schema ``Prediction`` dict with ``detections``
+(class name and index, confidence, box normalised to the image). The exported graph takes one
+image at a time, so requests are not micro-batched: each runs in a worker thread
+(onnxruntime sessions are safe to call from several threads). No torch is imported here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcv_local.engine.detection_export import OnnxDetector
+from mcv_local.serving.errors import InvalidImage, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "local"
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_MAX_DETECTIONS = 100
+
+
+def model_task(model_dir: Path) -> str:
+    """``mcv.task`` from the metadata of ``model_dir/model.onnx`` (``""`` when unreadable)."""
+    import onnxruntime as ort
+
+    path = Path(model_dir) / "model.onnx"
+    if not path.is_file():
+        return ""
+    try:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return str(session.get_modelmeta().custom_metadata_map.get("mcv.task", ""))
+    except Exception:  # onnxruntime raises its own types; the real loader reports the problem
+        return ""
+
+
+def load_detector(model_dir: Path, intra_op_threads: int | None = None) -> OnnxDetector:
+    """Load ``model_dir/model.onnx`` as a detector; :class:`ModelLoadError` when it is not one."""
+    from mcv_local.engine.errors import EngineError
+
+    try:
+        return OnnxDetector(Path(model_dir) / "model.onnx", intra_op_threads=intra_op_threads)
+    except (EngineError, OSError) as exc:
+        raise ModelLoadError(f"cannot load the detection model in {model_dir}: {exc}") from exc
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Encoded image bytes to uint8 HxWx3 RGB; :class:`InvalidImage` naming why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"the body is not a decodable image ({exc})") from exc
+
+
+def parse_detection_query(params: Any) -> tuple[float, int]:
+    """``threshold`` in [0, 1] and ``top_k`` >= 1 from the query; ValueError with the rule otherwise."""
+    raw_threshold, raw_top_k = params.get("threshold"), params.get("top_k")
+    try:
+        threshold = DEFAULT_SCORE_THRESHOLD if raw_threshold is None else float(raw_threshold)
+    except ValueError:
+        raise ValueError(f"threshold must be a number between 0 and 1, got {raw_threshold!r}") from None
+    try:
+        top_k = DEFAULT_MAX_DETECTIONS if raw_top_k is None else int(raw_top_k)
+    except ValueError:
+        raise ValueError(f"top_k must be an integer >= 1, got {raw_top_k!r}") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be an integer >= 1, got {top_k}")
+    return threshold, top_k
+
+
+def detect_result(detector: OnnxDetector, data: bytes, threshold: float, top_k: int, start: float) -> dict[str, Any]:
+    """Decode, detect and format one image as a shared ``Prediction`` dict."""
+    found = detector.detect(decode_rgb(data), threshold, top_k)
+    detections = [
+        {
+            "name": detector.labels[label],
+            "index": int(label),
+            "confidence": min(1.0, max(0.0, float(score))),
+            "box": {
+                "x_min": min(1.0, max(0.0, float(x0))),
+                "y_min": min(1.0, max(0.0, float(y0))),
+                "x_max": min(1.0, max(0.0, float(x1))),
+                "y_max": min(1.0, max(0.0, float(y1))),
+            },
+        }
+        for label, score, x0, y0, x1, y1 in found
+    ]
+    return {
+        "provider": PROVIDER,
+        "model_id": detector.metadata.get("mcv.model_id", ""),
+        "task": "detection",
+        "labels": [],
+        "detections": detections,
+        "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
+    }
+
+
+def create_detection_app(detector: OnnxDetector, max_body_bytes: int) -> Any:
+    """The Starlette app serving ``detector`` (``/v1/predict``, ``/healthz``, ``/v1/metadata``)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    model_id = detector.metadata.get("mcv.model_id", "")
+    health_body = json.dumps({"status": "ok", "model_id": model_id}).encode()
+    metadata_body = json.dumps({"task": "detection", "labels": detector.labels, **detector.metadata}).encode()
+
+    def error(status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def predict(request: Request) -> Response:
+        start = time.perf_counter()
+        try:
+            threshold, top_k = parse_detection_query(request.query_params)
+        except ValueError as exc:
+            return error(400, str(exc))
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body_bytes:
+                    return error(413, f"the body is larger than the limit of {max_body_bytes} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        body = b"".join(chunks)
+        try:
+            result = await run_in_threadpool(detect_result, detector, body, threshold, top_k, start)
+        except InvalidImage as exc:
+            message = str(exc)
+            if request.headers.get("content-type", "").startswith("multipart/"):
+                message += "; send the raw image bytes as the body, not a multipart form"
+            return error(400, message)
+        except Exception as exc:
+            log.exception("detection failed")
+            return error(500, f"prediction failed: {type(exc).__name__}: {exc}")
+        return Response(json.dumps(result).encode(), media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return Response(health_body, media_type="application/json")
+
+    async def metadata(request: Request) -> Response:
+        return Response(metadata_body, media_type="application/json")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        if status == 404:
+            return error(404, f"no route {request.url.path}; use POST /v1/predict, GET /healthz or GET /v1/metadata")
+        if status == 405:
+            return error(405, f"{request.method} is not allowed on {request.url.path}")
+        return error(status, str(getattr(exc, "detail", "")) or f"HTTP {status}")
+
+    app = Starlette(
+        routes=[
+            Route("/v1/predict", predict, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/metadata", metadata, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.detector = detector
+    return app
