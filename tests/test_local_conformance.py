@@ -18,3 +18,8 @@ class TestLocalConformance(ProviderConformance):
     @classmethod
     def train_hyperparameters(cls) -> dict[str, Any]:
         return {"seed": 0}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def detection_hyperparameters(cls) -> dict[str, Any]:
+        return {"max_steps": 6, "batch_size": 4, "seed": 0}

@@ -6,7 +6,13 @@ cancelled one.
 
 Contract for subclasses: set ``provider_name``; optionally ``min_accuracy``, ``epochs``,
 ``cancel_epochs`` and override the fixtures ``provider_config`` (settings mapping, e.g.
-emulator endpoints) and ``train_hyperparameters``.
+emulator endpoints), ``train_hyperparameters`` and ``detection_hyperparameters``.
+
+Detection path: a provider that declares ``task:detection`` also trains one detector on a
+tiny detection set (exact boxes, a negative image), deploys it, and must answer boxes in the
+shared schema (class names matching indices, boxes normalised, ``top_k`` capping the count)
+and be scored with mAP by the common evaluation code. A provider that declares it
+unsupported must refuse a detection job before recording or sending anything.
 """
 
 from __future__ import annotations
@@ -59,6 +65,12 @@ class ProviderConformance:
     @classmethod
     def train_hyperparameters(cls) -> dict[str, Any]:
         """Provider hyperparameters for the conformance training run."""
+        return {}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def detection_hyperparameters(cls) -> dict[str, Any]:
+        """Provider hyperparameters for the conformance detection run (keep it to a few steps)."""
         return {}
 
     # -- shared fixtures ---------------------------------------------------------------------------
@@ -127,7 +139,75 @@ class ProviderConformance:
         yield endpoint
         deployer.undeploy(endpoint.id)
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def detection_dataset(cls, conformance_home: Path) -> Dataset:
+        from multicloud_cv.testing.datasets import make_detection_dataset
+
+        return make_detection_dataset(
+            conformance_home / "detection", per_split={"train": 12, "validation": 3, "test": 4}, size=(128, 96)
+        )
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def detection_endpoint(
+        cls,
+        trainer: Trainer,
+        deployer: Deployer,
+        detection_dataset: Dataset,
+        detection_hyperparameters: dict[str, Any],
+    ) -> Iterator[Any]:
+        """A deployed detector, or ``None`` when the provider declares detection unsupported."""
+        if not trainer.capabilities.supports(Task.DETECTION.feature):
+            yield None
+            return
+        spec = TrainingSpec(
+            dataset=detection_dataset, task=Task.DETECTION, hyperparameters=dict(detection_hyperparameters)
+        )
+        job = trainer.train(spec, timeout=600)
+        assert job.state is JobState.SUCCEEDED and job.model_id is not None, job.failure_reason
+        endpoint = deployer.deploy(job.model_id, timeout=300)
+        yield endpoint
+        deployer.undeploy(endpoint.id)
+
     # -- the checks --------------------------------------------------------------------------------
+
+    def test_detection_answers_boxes_or_is_refused(
+        self,
+        trainer: Trainer,
+        predictor: Predictor,
+        detection_endpoint: Any,
+        detection_dataset: Dataset,
+        store: RunStore,
+    ) -> None:
+        if detection_endpoint is None:  # declared unsupported: refused before anything is recorded
+            before = len(store.jobs())
+            with pytest.raises(UnsupportedFeature, match="task:detection"):
+                trainer.submit(TrainingSpec(dataset=detection_dataset, task=Task.DETECTION))
+            assert len(store.jobs()) == before
+            return
+        image = detection_dataset.absolute(detection_dataset.split("test")[0])
+        prediction = predictor.predict(detection_endpoint.id, image, threshold=0.0)
+        validate_document("prediction", prediction)
+        assert prediction.task == "detection" and prediction.detections
+        for found in prediction.detections:
+            assert detection_dataset.classes[found.index] == found.name
+            assert 0.0 <= found.box.x_min <= found.box.x_max <= 1.0
+            assert 0.0 <= found.box.y_min <= found.box.y_max <= 1.0
+        confidences = [found.confidence for found in prediction.detections]
+        assert confidences == sorted(confidences, reverse=True)
+        capped = predictor.predict(detection_endpoint.id, image, threshold=0.0, top_k=2)
+        assert len(capped.detections) <= 2
+
+    def test_detection_is_scored_with_map(
+        self, predictor: Predictor, detection_endpoint: Any, detection_dataset: Dataset
+    ) -> None:
+        if detection_endpoint is None:
+            return  # refusal is checked above; there is no detector to score
+        evaluation = evaluate_endpoint(predictor, detection_endpoint.id, detection_dataset, split="test")
+        validate_document("evaluation", evaluation)
+        assert evaluation.task == "detection" and evaluation.map50 is not None and evaluation.map is not None
+        assert evaluation.num_boxes == sum(len(image.boxes) for image in detection_dataset.split("test"))
 
     def test_capabilities_are_complete(self, trainer: Trainer) -> None:
         caps = trainer.capabilities
