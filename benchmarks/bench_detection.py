@@ -110,7 +110,7 @@ def main() -> None:
     model = result.model.eval()
     eager_ms = []
     with torch.inference_mode():
-        tensors = [torch.from_numpy(p).permute(2, 0, 1).float().div(255) for p in pixels]
+        tensors = [torch.from_numpy(p.copy()).permute(2, 0, 1).float().div(255) for p in pixels]
         for x in tensors[:3]:
             model([x])
         for x in tensors:
