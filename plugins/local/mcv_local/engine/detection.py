@@ -30,7 +30,6 @@ import importlib.util
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections import OrderedDict
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint_io import save_atomic
 from .errors import EngineError
 
 if TYPE_CHECKING:
@@ -342,15 +342,6 @@ def learning_rate(cfg: DetectionConfig, step: int, total: int) -> float:
 # ------------------------------------------------------------------------------------------------ train
 
 
-def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by :func:`train_detector` (raises :class:`EngineError` otherwise)."""
     try:
@@ -453,7 +444,7 @@ def train_detector(
                 logger.warning("%s is for other classes or image size: starting afresh", checkpoint_path)
 
         def save() -> None:
-            _save_atomic(
+            save_atomic(
                 {
                     "format": CHECKPOINT_FORMAT,
                     "task": "detection",

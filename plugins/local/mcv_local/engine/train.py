@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint_io import save_atomic
 from .config import TrainConfig
 from .data import (
     IN_MEMORY_MAX_SIZE,
@@ -239,15 +239,6 @@ def evaluate(model: nn.Module, batches: Batches, task: str) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------- checkpoint
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _load(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -449,7 +440,7 @@ class _Run:
         )
 
     def _save_last(self) -> None:
-        _save_atomic(
+        save_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
                 "config": self.cfg.to_dict(),
@@ -571,7 +562,7 @@ class _Run:
         score = (metrics["val_accuracy"], -metrics["val_loss"])
         if score > state.best_score:
             state.best_score, state.best_epoch = score, epoch
-            _save_atomic({"model": self.model.state_dict(), "epoch": epoch, "metrics": metrics}, self.best_path)
+            save_atomic({"model": self.model.state_dict(), "epoch": epoch, "metrics": metrics}, self.best_path)
         if state.bad_epochs >= cfg.patience and epoch < state.planned_epochs:
             state.stop_reason = "early_stop"
         elif cfg.max_train_seconds is not None and epoch < state.planned_epochs:
