@@ -42,6 +42,17 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-1.ext``, ``stem-2.ext``... the first one not in ``taken``; added to ``taken``."""
+    path = PurePosixPath(name)
+    stem, suffix, n = path.with_suffix("").as_posix(), path.suffix, 0
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    taken.add(name)
+    return name
+
+
 def place_images(
     dataset: Dataset,
     dest: Path,
@@ -68,12 +79,7 @@ def place_images(
             rel = PurePosixPath(subdir, *PurePosixPath(Path(image.path).as_posix()).parts)
         else:
             rel = PurePosixPath(subdir, src.name)
-        name = str(rel)
-        stem, suffix, n = rel.with_suffix("").as_posix(), rel.suffix, 0
-        while name in taken:
-            n += 1
-            name = f"{stem}-{n}{suffix}"
-        taken.add(name)
+        name = unique_name(str(rel), taken)
         link_or_copy(src, dest / name)
         placed[id(image)] = name
     return placed

@@ -104,6 +104,7 @@ from multicloud_cv.datasets.lst import (
     write_class_names,
     write_lst,
 )
+from multicloud_cv.datasets.media import unique_name
 from multicloud_cv.datasets.model import SPLITS, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
@@ -605,16 +606,6 @@ def _suffix(data: bytes) -> str:
     return ".bin"
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    path = PurePosixPath(name)
-    stem, suffix, n = path.with_suffix("").as_posix(), path.suffix, 0
-    while name in taken:
-        n += 1
-        name = f"{stem}-{n}{suffix}"
-    taken.add(name)
-    return name
-
-
 def _lst_names(lst: Path) -> dict[int, str]:
     """``{index: path}`` from a ``.lst``, streamed line by line."""
     names: dict[int, str] = {}
@@ -668,7 +659,7 @@ def _extract(
             target = (image_dir / relative).resolve()
             if not target.is_relative_to(base) or target == base:
                 raise DatasetError(f"{where}: image path {relative} leaves {image_dir}; fix the .lst")
-            relative = _unique(target.relative_to(base).as_posix(), taken)
+            relative = unique_name(target.relative_to(base).as_posix(), taken)
             target = base / relative
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -861,7 +852,7 @@ def _record_names(dataset: Dataset) -> dict[int, str]:
     for image in dataset.images:
         path = PurePosixPath(Path(image.path).as_posix())
         keep = not is_uri(image.path) and not path.is_absolute() and ".." not in path.parts
-        names[id(image)] = _unique(str(path) if keep else path.name, taken)
+        names[id(image)] = unique_name(str(path) if keep else path.name, taken)
     return names
 
 
