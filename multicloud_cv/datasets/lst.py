@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -355,19 +355,31 @@ def _decode(
                 f"multi-hot lines need one column per class: fix {CLASSES_FILE}"
             )
     else:
-        used_all = [label for image in images for label in (*image.labels, *(box.label for box in image.boxes))]
-        count = max(used_all, default=-1) + 1
+        count = classes_used(images)
         if names is not None and count > len(names):
-            for row, image in zip(rows, images, strict=True):
-                used = [*image.labels, *(box.label for box in image.boxes)]
-                if any(label >= len(names) for label in used):
-                    raise DatasetError(
-                        f"{row.where}: class {max(used)} is out of range: labels need {max(used) + 1} classes but "
-                        f"{len(names)} class names were given; fix the label or {CLASSES_FILE}"
-                    )
+            check_labels_named(((row.where, image) for row, image in zip(rows, images, strict=True)), names)
     if names is None:
         names = [str(i) for i in range(count)]
     return task, images, names
+
+
+def classes_used(images: Iterable[ImageRecord]) -> int:
+    """How many classes the labels and box labels of ``images`` need: the largest index plus one."""
+    return (
+        max((label for image in images for label in (*image.labels, *(box.label for box in image.boxes))), default=-1)
+        + 1
+    )
+
+
+def check_labels_named(located: Iterable[tuple[str, ImageRecord]], names: Sequence[str]) -> None:
+    """Raise :class:`DatasetError` at the first ``(where, image)`` using a class index ``names`` does not cover."""
+    for where, image in located:
+        used = [*image.labels, *(box.label for box in image.boxes)]
+        if any(label >= len(names) for label in used):
+            raise DatasetError(
+                f"{where}: class {max(used)} is out of range: labels need {max(used) + 1} classes but "
+                f"{len(names)} class names were given; fix the label or {CLASSES_FILE}"
+            )
 
 
 def _check_options(split: str | None, label_format: str) -> None:

@@ -95,6 +95,8 @@ from multicloud_cv.datasets.lst import (
     _resolve_names,
     _whole,
     boxes_from_label,
+    check_labels_named,
+    classes_used,
     detection_label,
     is_detection_header,
     list_files,
@@ -724,16 +726,9 @@ def _decode(entries: list[_Entry], names: list[str] | None, source: Path, root: 
                 "multi-hot labels need one value per class: fix classes.txt"
             )
     elif names is not None:
-        for entry, image in zip(entries, images, strict=True):
-            used = [*image.labels, *(box.label for box in image.boxes)]
-            if any(label >= len(names) for label in used):
-                raise DatasetError(
-                    f"{entry.where}: class {max(used)} is out of range: labels need {max(used) + 1} classes but "
-                    f"{len(names)} class names were given; fix the label or classes.txt"
-                )
+        check_labels_named(((entry.where, image) for entry, image in zip(entries, images, strict=True)), names)
     if names is None:
-        used_all = [label for image in images for label in (*image.labels, *(box.label for box in image.boxes))]
-        names = [str(i) for i in range(len(arrays[0]) if multi_hot else max(used_all, default=-1) + 1)]
+        names = [str(i) for i in range(len(arrays[0]) if multi_hot else classes_used(images))]
     return Dataset(root=root, classes=names, images=images, task=task, source_format="recordio")
 
 
