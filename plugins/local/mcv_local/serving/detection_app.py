@@ -21,6 +21,7 @@ import numpy as np
 
 from mcv_local.engine.detection_export import OnnxDetector
 from mcv_local.serving.errors import InvalidImage, ModelLoadError
+from mcv_local.serving.responses import error_response, http_error, invalid_image_response, read_body
 
 log = logging.getLogger(__name__)
 
@@ -116,44 +117,30 @@ def create_detection_app(detector: OnnxDetector, max_body_bytes: int) -> Any:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect, Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.routing import Route
 
     model_id = detector.metadata.get("mcv.model_id", "")
     health_body = json.dumps({"status": "ok", "model_id": model_id}).encode()
     metadata_body = json.dumps({"task": "detection", "labels": detector.labels, **detector.metadata}).encode()
 
-    def error(status: int, message: str) -> Response:
-        return JSONResponse({"error": message}, status_code=status)
-
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:
             threshold, top_k = parse_detection_query(request.query_params)
         except ValueError as exc:
-            return error(400, str(exc))
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_body_bytes:
-                    return error(413, f"the body is larger than the limit of {max_body_bytes} bytes")
-                chunks.append(chunk)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        body = b"".join(chunks)
+            return error_response(400, str(exc))
+        body = await read_body(request, max_body_bytes)
+        if not isinstance(body, bytes):
+            return body  # the error answer
         try:
             result = await run_in_threadpool(detect_result, detector, body, threshold, top_k, start)
         except InvalidImage as exc:
-            message = str(exc)
-            if request.headers.get("content-type", "").startswith("multipart/"):
-                message += "; send the raw image bytes as the body, not a multipart form"
-            return error(400, message)
+            return invalid_image_response(exc, request)
         except Exception as exc:
             log.exception("detection failed")
-            return error(500, f"prediction failed: {type(exc).__name__}: {exc}")
+            return error_response(500, f"prediction failed: {type(exc).__name__}: {exc}")
         return Response(json.dumps(result).encode(), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
@@ -161,14 +148,6 @@ def create_detection_app(detector: OnnxDetector, max_body_bytes: int) -> Any:
 
     async def metadata(request: Request) -> Response:
         return Response(metadata_body, media_type="application/json")
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        if status == 404:
-            return error(404, f"no route {request.url.path}; use POST /v1/predict, GET /healthz or GET /v1/metadata")
-        if status == 405:
-            return error(405, f"{request.method} is not allowed on {request.url.path}")
-        return error(status, str(getattr(exc, "detail", "")) or f"HTTP {status}")
 
     app = Starlette(
         routes=[

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from mcv_local.serving.errors import InvalidImage, ModelLoadError, PortInUse, ServingError
+from mcv_local.serving.responses import error_response, http_error, invalid_image_response, read_body
 from mcv_local.serving.session import OnnxModel, available_cores, check_options
 
 log = logging.getLogger("mcv_local.serving")
@@ -251,19 +252,6 @@ class MicroBatcher:
                     future.set_result(result)
 
 
-def _error(status: int, message: str) -> Any:
-    from starlette.responses import JSONResponse
-
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _invalid(exc: InvalidImage, request: Any) -> Any:
-    message = str(exc)
-    if request.headers.get("content-type", "").startswith("multipart/"):
-        message += "; send the raw image bytes as the body, not a multipart form"
-    return _error(400, message)
-
-
 def _parse_query(params: Any) -> tuple[int | None, float | None]:
     top_k: Any = params.get("top_k")
     threshold: Any = params.get("threshold")
@@ -284,8 +272,8 @@ def create_app(model: OnnxModel, options: ServerOptions | None = None) -> Any:
     """The Starlette application serving ``model`` (batcher started by its lifespan)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect, Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.routing import Route
 
     opts = (options or ServerOptions()).resolved()
@@ -333,43 +321,28 @@ def create_app(model: OnnxModel, options: ServerOptions | None = None) -> Any:
         try:
             top_k, threshold = _parse_query(request.query_params)
         except ValueError as exc:
-            return _error(400, str(exc))
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                if int(declared) > max_body:
-                    return _error(413, f"the body is {int(declared)} bytes; the limit is {max_body} bytes")
-            except ValueError:
-                return _error(400, f"invalid Content-Length header {declared!r}")
-        chunks: list[bytes] = []
-        size = 0
+            return error_response(400, str(exc))
         batcher.arriving += 1
         try:
-            try:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > max_body:
-                        return _error(413, f"the body is larger than the limit of {max_body} bytes")
-                    chunks.append(chunk)
-            except ClientDisconnect:
-                return Response(status_code=400)
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            body = await read_body(request, max_body)
+            if not isinstance(body, bytes):
+                return body  # the error answer
             if decode_pool is None:
                 pending = batcher.submit(body)
             else:
                 pixels = await asyncio.get_running_loop().run_in_executor(decode_pool, model.decode, body)
                 pending = batcher.submit(pixels)
         except InvalidImage as exc:
-            return _invalid(exc, request)
+            return invalid_image_response(exc, request)
         finally:
             batcher.arriving -= 1
         try:
             scores = await pending
         except InvalidImage as exc:
-            return _invalid(exc, request)
+            return invalid_image_response(exc, request)
         except Exception as exc:
             log.exception("prediction failed")
-            return _error(500, f"prediction failed: {type(exc).__name__}: {exc}")
+            return error_response(500, f"prediction failed: {type(exc).__name__}: {exc}")
         result = model.to_result(scores, (time.perf_counter() - start) * 1000.0, top_k=top_k, threshold=threshold)
         return Response(json.dumps(result).encode(), media_type="application/json")
 
@@ -378,16 +351,6 @@ def create_app(model: OnnxModel, options: ServerOptions | None = None) -> Any:
 
     async def metadata(request: Request) -> Response:
         return Response(metadata_body, media_type="application/json")
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        if status == 404:
-            message = f"no route {request.url.path}; use POST /v1/predict, GET /healthz or GET /v1/metadata"
-        elif status == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(getattr(exc, "detail", "")) or f"HTTP {status}"
-        return JSONResponse({"error": message}, status_code=status, headers=getattr(exc, "headers", None))
 
     app = Starlette(
         routes=[
