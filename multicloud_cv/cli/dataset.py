@@ -328,7 +328,7 @@ def generate_cmd(
     import tempfile
 
     from multicloud_cv.cli.output import emit_json
-    from multicloud_cv.datasets.formats import get_format, write_dataset
+    from multicloud_cv.datasets.formats import get_format, writable_destination, write_dataset
     from multicloud_cv.datasets.synthetic_detection import generate_detection_dataset
     from multicloud_cv.errors import DatasetError
 
@@ -337,10 +337,7 @@ def generate_cmd(
     match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", size)
     if not match:
         raise DatasetError(f"--size '{size}' is not WIDTHxHEIGHT, e.g. 320x240")
-    target = Path(dst).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise DatasetError(f"{target} already exists; choose a new output path or pass --overwrite")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = writable_destination(dst, overwrite)  # checked before generating, not after
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.generate-", dir=target.parent))
     try:
         dataset = generate_detection_dataset(

@@ -143,6 +143,15 @@ def read_dataset(path: str | Path, fmt: str = "auto", stored_split: bool = True,
     return dataset
 
 
+def writable_destination(dest: str | Path, overwrite: bool) -> Path:
+    """``dest`` resolved, its parent created; :class:`DatasetError` when it exists and ``overwrite`` is off."""
+    target = Path(dest).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise DatasetError(f"{target} already exists; choose a new output path or pass --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def write_dataset(dataset: Dataset, dest: str | Path, fmt: str, overwrite: bool = False, **options: Any) -> Path:
     """Write ``dataset`` as ``fmt`` into the directory ``dest``, atomically; return ``dest``.
 
@@ -155,10 +164,7 @@ def write_dataset(dataset: Dataset, dest: str | Path, fmt: str, overwrite: bool 
             f"format '{fmt}' does not hold {dataset.task} datasets; formats that do: "
             + ", ".join(name for name, f in FORMATS.items() if dataset.task in f.tasks)
         )
-    target = Path(dest).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise DatasetError(f"{target} already exists; choose a new output path or pass --overwrite")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = writable_destination(dest, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         spec.load().write(dataset, staging, **options)
