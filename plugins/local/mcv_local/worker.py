@@ -77,21 +77,9 @@ def run(job_dir: Path) -> int:
             model_id=spec.get("job_id"),
         )
     except TrainingInterrupted:
-        if (job_dir / "cancel").exists():
-            update_status(job_dir, native_state="CANCELLED", failure_reason=None)
-            log.info("cancelled; checkpoint kept in %s", job_dir / "model")
-        else:
-            update_status(
-                job_dir,
-                native_state="INTERRUPTED",
-                failure_reason="training was interrupted by a signal; `mcv resume JOB` continues it "
-                "from the last checkpoint",
-            )
-        return 130
+        return _record_stop(job_dir)
     except Exception as exc:  # the worker's last word: record the reason, then exit non-zero
-        log.error("training failed: %s\n%s", exc, traceback.format_exc())
-        update_status(job_dir, native_state="FAILED", failure_reason=f"{type(exc).__name__}: {exc}")
-        return 1
+        return _record_failure(job_dir, exc)
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
     update_status(
         job_dir,
@@ -104,6 +92,28 @@ def run(job_dir: Path) -> int:
     )
     log.info("done: %s", result.onnx_path)
     return 0
+
+
+def _record_stop(job_dir: Path) -> int:
+    """Record a stop asked by ``mcv cancel`` (CANCELLED) or by a signal (INTERRUPTED, resumable); exit 130."""
+    if (job_dir / "cancel").exists():
+        update_status(job_dir, native_state="CANCELLED", failure_reason=None)
+        log.info("cancelled; checkpoint kept in %s", job_dir / "model")
+    else:
+        update_status(
+            job_dir,
+            native_state="INTERRUPTED",
+            failure_reason="training was interrupted by a signal; `mcv resume JOB` continues it "
+            "from the last checkpoint",
+        )
+    return 130
+
+
+def _record_failure(job_dir: Path, exc: Exception) -> int:
+    """Record a failed training with its reason (the traceback goes to the log); exit 1."""
+    log.error("training failed: %s\n%s", exc, traceback.format_exc())
+    update_status(job_dir, native_state="FAILED", failure_reason=f"{type(exc).__name__}: {exc}")
+    return 1
 
 
 DETECTION_KEYS = ("batch_size", "lr", "weight_decay", "seed", "hflip", "pretrained", "max_steps")
@@ -133,14 +143,11 @@ def detection_config(config: dict[str, Any], checkpoint: Path | None = None) -> 
     )
 
 
-class _Stopped(Exception):
-    """Raised from the progress callback when a cancel or a signal asks the detector to stop."""
-
-
 def _run_detection(job_dir: Path, spec: dict[str, Any], should_stop: Any) -> int:
     """Train, export and record a detector; the same states, cancel and resume as classification."""
     from mcv_local.engine.detection import train_detector
     from mcv_local.engine.detection_export import export_detector
+    from mcv_local.engine.errors import TrainingInterrupted
 
     config = spec["config"]
     out = job_dir / "model"
@@ -155,7 +162,7 @@ def _run_detection(job_dir: Path, spec: dict[str, Any], should_stop: Any) -> int
                 metrics={"loss": float(event["loss"])} if isinstance(event.get("loss"), int | float) else {},
             )
         if should_stop():
-            raise _Stopped
+            raise TrainingInterrupted("stop requested")
 
     try:
         result = train_detector(detection_dataset(config), detection_config(config), out, on_progress=on_progress)
@@ -163,20 +170,10 @@ def _run_detection(job_dir: Path, spec: dict[str, Any], should_stop: Any) -> int
         onnx_path = export_detector(
             result.model, out / "model.onnx", result.classes, result.image_size, model_id=spec.get("job_id", "")
         )
-    except _Stopped:
-        cancelled = (job_dir / "cancel").exists()
-        update_status(
-            job_dir,
-            native_state="CANCELLED" if cancelled else "INTERRUPTED",
-            failure_reason=None
-            if cancelled
-            else "training was interrupted by a signal; `mcv resume JOB` continues it from the last checkpoint",
-        )
-        return 130
+    except TrainingInterrupted:
+        return _record_stop(job_dir)
     except Exception as exc:  # the worker's last word: record the reason, then exit non-zero
-        log.error("detection training failed: %s\n%s", exc, traceback.format_exc())
-        update_status(job_dir, native_state="FAILED", failure_reason=f"{type(exc).__name__}: {exc}")
-        return 1
+        return _record_failure(job_dir, exc)
     metrics = {"final_loss": result.final_loss or 0.0, "steps_per_second": result.steps_per_second}
     if result.val_loss is not None:
         metrics["val_loss"] = result.val_loss
