@@ -364,8 +364,15 @@ def undeploy(endpoint_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("endpoint_id")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Labels per image (single-label).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Confidence threshold (multi-label).")
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Labels per image (single-label) or most boxes (detection).",
+)
+@click.option(
+    "--threshold", type=click.FloatRange(0, 1), default=None, help="Confidence threshold (multi-label, detection)."
+)
 @json_option
 def predict(
     endpoint_id: str, images: tuple[str, ...], top_k: int | None, threshold: float | None, as_json: bool
