@@ -43,6 +43,9 @@ def test_detection_train_deploy_predict_evaluate(tmp_path: Path) -> None:
             assert found["name"] == DETECTION_CLASSES[found["index"]]
             box = found["box"]
             assert 0 <= box["x_min"] <= box["x_max"] <= 1 and 0 <= box["y_min"] <= box["y_max"] <= 1
+        human = run_mcv("predict", endpoint["id"], str(image), "--threshold", "0.0", "--top-k", "2")
+        assert human.returncode == 0 and "box(es)" in human.stdout
+        assert any(name in human.stdout for name in DETECTION_CLASSES)
         capped = _json(run_mcv("predict", endpoint["id"], str(image), "--threshold", "0.0", "--top-k", "2", "--json"))
         assert len(capped["predictions"][0]["detections"]) <= 2
         scored = _json(run_mcv("evaluate", endpoint["id"], "--dataset", str(coco), "--json"))

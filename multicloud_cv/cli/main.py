@@ -391,6 +391,18 @@ def predict(
         emit_json(PredictionList(predictions=results))
         return
     for result in results:
+        if result.task == "detection":
+            boxes = [
+                f"{d.name} {d.confidence:.3f} ["
+                + ", ".join(f"{v:.3f}" for v in (b.x_min, b.y_min, b.x_max, b.y_max))
+                + "]"
+                for d in result.detections
+                for b in (d.box,)
+            ]
+            click.echo(f"{result.image}: {len(boxes)} box(es)  [{result.latency_ms:.1f} ms]")
+            for line in boxes:
+                click.echo(f"  {line}")
+            continue
         labels = ", ".join(f"{lab.name} {lab.confidence:.3f}" for lab in result.labels[:5]) or "(no label)"
         click.echo(f"{result.image}: {labels}  [{result.latency_ms:.1f} ms]")
 
