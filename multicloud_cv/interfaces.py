@@ -46,7 +46,7 @@ from multicloud_cv.waiting import Backoff, poll
 if TYPE_CHECKING:
     from multicloud_cv.datasets.model import Dataset
     from multicloud_cv.datasets.preflight import Finding, PreflightContext
-    from multicloud_cv.schema import Endpoint, Job, Prediction
+    from multicloud_cv.schema import Endpoint, Job, Plan, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,15 @@ class TrainingSpec:
         if self.base_model:
             needs.append("incremental_training")
         return needs
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One native request a plan shows: the service, the operation and its parameters as the SDK takes them."""
+
+    service: str
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,12 +225,16 @@ class ProviderPlugin(ABC):
 class Trainer(ProviderPlugin):
     """Trains models. Public methods: plan, submit, train, status, wait, cancel, logs, resume."""
 
-    def plan(self, spec: TrainingSpec) -> dict[str, Any]:
-        """The native requests :meth:`submit` would send, after the same checks; nothing is sent."""
+    def plan(self, spec: TrainingSpec) -> Plan:
+        """The native requests :meth:`submit` would send, in order, after the same checks; nothing is sent."""
+        from multicloud_cv.schema import NativeRequest, Plan
+
         self.check_capabilities(spec.requirements())
         self._preflight(spec)
         self._validate(spec)
-        return self._plan(spec)
+        requests = [NativeRequest(service=r.service, operation=r.operation, params=r.params) for r in self._plan(spec)]
+        cost, notes = self._estimate_cost(spec)
+        return Plan(provider=self.name, requests=requests, cost_estimate_usd=cost, notes=notes)
 
     def check(self, spec: TrainingSpec, files: bool = False, decode: bool = False) -> list[Finding]:
         """Every preflight finding for ``spec`` on this provider: its declared limits and job context.
@@ -364,9 +377,16 @@ class Trainer(ProviderPlugin):
         Runs before anything is recorded or sent.
         """
 
-    def _plan(self, spec: TrainingSpec) -> dict[str, Any]:
-        """Hook: the native requests for ``spec`` (default: none to show)."""
-        return {}
+    def _plan(self, spec: TrainingSpec) -> list[PlannedRequest]:
+        """Hook: the native requests :meth:`_submit` would send for ``spec``, in order (default: none to show).
+
+        Build them with the same code the submission uses, so the plan cannot drift from what is sent.
+        """
+        return []
+
+    def _estimate_cost(self, spec: TrainingSpec) -> tuple[float | None, list[str]]:
+        """Hook: the estimated cost in USD of training ``spec`` and the assumptions behind it (default: unknown)."""
+        return None, []
 
     @abstractmethod
     def _submit(self, spec: TrainingSpec, job_id: str) -> NativeJob:

@@ -169,13 +169,26 @@ class JobList(_Model):
     jobs: list[Job]
 
 
+class NativeRequest(_Model):
+    """One request a provider would send: the service, the operation and its parameters as the SDK takes them."""
+
+    service: str
+    operation: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class Plan(_Model):
-    """Answer of ``--dry-run``: the native requests that would be sent, and nothing was."""
+    """Answer of ``mcv plan`` / ``--dry-run``: the native requests that would be sent, in order, and nothing was.
+
+    ``cost_estimate_usd`` is the provider's estimate for the planned work (``None`` when it has no price for it);
+    ``notes`` say what the estimate assumes and what was left out of the plan (e.g. object uploads).
+    """
 
     provider: str
     dry_run: Literal[True] = True
-    requests: dict[str, Any] = Field(default_factory=dict)
-    cost_usd_estimate: float | None = None
+    requests: list[NativeRequest] = Field(default_factory=list)
+    cost_estimate_usd: float | None = None
+    notes: list[str] = Field(default_factory=list)
 
 
 class EndpointList(_Model):

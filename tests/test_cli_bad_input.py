@@ -54,7 +54,7 @@ def test_truncated_jpeg_is_named_and_skippable(tmp_path: Path, mcv_home: Path) -
     out = run_mcv("-v", "train", "--dataset", str(root), "--dry-run", "--skip-invalid", "--json")
     assert out.returncode == 0 and "square_000.jpg" in out.stderr
     plan = json.loads(out.stdout)
-    assert plan["requests"]["worker"]["config"]["train_images"] == 3 * 3 - 1
+    assert plan["requests"][0]["params"]["config"]["train_images"] == 3 * 3 - 1
 
 
 def test_class_folder_without_images(tmp_path: Path, mcv_home: Path) -> None:

@@ -95,7 +95,9 @@ def test_bad_requests_are_refused_before_anything_is_recorded(dataset: Dataset) 
 
 def test_plan_shows_the_native_request_and_sends_nothing(dataset: Dataset) -> None:
     plan = registry().trainer("centroid").plan(TrainingSpec(dataset=dataset))
-    assert plan["CreateCentroidJob"]["TrainImages"] == 24 and plan["CreateCentroidJob"]["ThumbnailSize"] == 8
+    [request] = plan.requests
+    assert request.operation == "CreateCentroidJob"
+    assert request.params["TrainImages"] == 24 and request.params["ThumbnailSize"] == 8
     assert RunStore().jobs() == [] and not service_dir().exists()
 
 

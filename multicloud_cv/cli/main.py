@@ -188,9 +188,7 @@ def train(
 
     raise_for_errors(trainer.check(spec, files=True))  # headers, limits and train/test duplicates, before any upload
     if dry_run:
-        from multicloud_cv.schema import Plan
-
-        emit_json(Plan(provider=provider, requests=trainer.plan(spec)))
+        emit_json(trainer.plan(spec))
         return
     job = trainer.submit(spec)
     if not as_json:

@@ -33,6 +33,7 @@ from multicloud_cv.interfaces import (
     NativeEndpoint,
     NativeJob,
     NativeModel,
+    PlannedRequest,
     Predictor,
     PredictParams,
     ProviderPlugin,
@@ -166,9 +167,10 @@ class CentroidTrainer(CentroidProvider, Trainer):
             raise BadInput(f"provider 'centroid' takes no hyperparameters (got {names}); remove the --hp options")
         thumbnail_size(self.config)
 
-    def _plan(self, spec: TrainingSpec) -> dict[str, Any]:
+    def _plan(self, spec: TrainingSpec) -> list[PlannedRequest]:
         """The request :meth:`_submit` would send, for ``--dry-run``; sends nothing."""
-        return {"CreateCentroidJob": self._request(spec, "<job id>")}
+        request = self._request(spec, "<job id>")
+        return [PlannedRequest(service="centroid", operation="CreateCentroidJob", params=request)]
 
     def _request(self, spec: TrainingSpec, job_id: str) -> dict[str, Any]:
         """The native request: one builder, so the plan and the real submission cannot drift apart."""

@@ -36,6 +36,7 @@ from multicloud_cv.interfaces import (
     NativeEndpoint,
     NativeJob,
     NativeModel,
+    PlannedRequest,
     Predictor,
     PredictParams,
     ProviderPlugin,
@@ -173,18 +174,20 @@ class LocalTrainer(_LocalBase, Trainer):
         except EngineError as exc:
             raise BadInput(f"local training cannot start: {exc}") from exc
 
-    def _plan(self, spec: TrainingSpec) -> dict[str, Any]:
+    def _plan(self, spec: TrainingSpec) -> list[PlannedRequest]:
         config = self._worker_config(spec)
-        return {
-            "worker": {
-                "module": WORKER_MODULE,
-                "config": {
-                    **{k: v for k, v in config.items() if k not in ("train", "val")},
-                    "train_images": len(config["train"]),
-                    "validation_images": len(config["val"]),
-                },
-            }
+        params = {
+            "module": WORKER_MODULE,
+            "config": {
+                **{k: v for k, v in config.items() if k not in ("train", "val")},
+                "train_images": len(config["train"]),
+                "validation_images": len(config["val"]),
+            },
         }
+        return [PlannedRequest(service="local", operation="StartWorker", params=params)]
+
+    def _estimate_cost(self, spec: TrainingSpec) -> tuple[float | None, list[str]]:
+        return 0.0, ["the local provider trains on this machine: no charge"]
 
     def _worker_config(self, spec: TrainingSpec) -> dict[str, Any]:
         hp = parse_hyperparameters(spec.hyperparameters, spec.task.value)
