@@ -23,7 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -97,21 +97,22 @@ class TrainingSpec:
     """What to train: the common spec every provider maps to its native request.
 
     ``hyperparameters`` are provider-specific extras passed through (each provider
-    validates its own names). ``base_model`` asks for incremental training.
+    validates its own names). ``base_model`` (a recorded model id) asks for incremental
+    training. ``compute`` ``None`` means the provider's default (:attr:`ProviderPlugin.default_compute`).
     """
 
     dataset: Dataset
     task: Task = Task.CLASSIFICATION
     epochs: int | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    compute: str = "cpu"
+    compute: str | None = None
     base_model: str | None = None
     export_formats: tuple[str, ...] = ()
     name: str | None = None
 
     def requirements(self) -> list[str]:
         """The capability features this spec needs."""
-        needs = [self.task.feature, f"compute:{self.compute}"]
+        needs = [self.task.feature] + ([f"compute:{self.compute}"] if self.compute else [])
         needs += [f"export:{fmt}" for fmt in self.export_formats]
         if self.base_model:
             needs.append("incremental_training")
@@ -162,6 +163,8 @@ class ProviderPlugin(ABC):
     install_hint: ClassVar[str | None] = None
     #: Poll schedule for waiting on this provider's jobs and endpoints.
     backoff: ClassVar[Backoff] = Backoff()
+    #: The compute kind a training spec without one gets (``cpu``, ``gpu`` or ``tpu``).
+    default_compute: ClassVar[str] = "cpu"
 
     def __init__(self, config: Mapping[str, str] | None = None, store: RunStore | None = None) -> None:
         self.config: dict[str, str] = dict(config or {})
@@ -214,6 +217,13 @@ class ProviderPlugin(ABC):
         if problems:
             raise ConfigError(f"provider '{self.name}' is not ready: {problems[0]}")
 
+    def access_policy(self) -> dict[str, Any] | None:
+        """The least-privilege access policies a run needs, as the cloud writes them (``None``: no cloud access).
+
+        ``mcv iam-policy`` prints it. Built from the settings alone; nothing is sent.
+        """
+        return None
+
     def check_capabilities(self, requirements: Iterable[str]) -> None:
         """Refuse at once, with reasons, what this provider declared it cannot do."""
         self.capabilities.check(self.name, requirements)
@@ -229,12 +239,17 @@ class Trainer(ProviderPlugin):
         """The native requests :meth:`submit` would send, in order, after the same checks; nothing is sent."""
         from multicloud_cv.schema import NativeRequest, Plan
 
+        spec = self.resolved(spec)
         self.check_capabilities(spec.requirements())
         self._preflight(spec)
         self._validate(spec)
         requests = [NativeRequest(service=r.service, operation=r.operation, params=r.params) for r in self._plan(spec)]
         cost, notes = self._estimate_cost(spec)
         return Plan(provider=self.name, requests=requests, cost_estimate_usd=cost, notes=notes)
+
+    def resolved(self, spec: TrainingSpec) -> TrainingSpec:
+        """``spec`` with the provider's defaults filled in (``compute``)."""
+        return spec if spec.compute else replace(spec, compute=self.default_compute)
 
     def check(self, spec: TrainingSpec, files: bool = False, decode: bool = False) -> list[Finding]:
         """Every preflight finding for ``spec`` on this provider: its declared limits and job context.
@@ -262,6 +277,7 @@ class Trainer(ProviderPlugin):
         that refuses the request (:class:`BadInput`) must have created nothing: its record is removed.
         """
         self.ensure_ready()
+        spec = self.resolved(spec)
         self.check_capabilities(spec.requirements())
         self._preflight(spec)
         self._validate(spec)
@@ -688,10 +704,44 @@ class Predictor(ProviderPlugin):
         """
         paths = expand_images(images)
         endpoint, model = self._ready_endpoint(endpoint_id)
-        payloads = [read_image_bytes(p, self.capabilities.limits.max_image_bytes) for p in paths]
+        payloads = [read_image_bytes(p, self._max_bytes()) for p in paths]
         params = PredictParams(top_k, threshold)
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(lambda item: self._predict_one(endpoint, model, item[0], params, item[1]), payloads))
+
+    def transform(
+        self,
+        model_id: str,
+        images: Iterable[str | Path] | str | Path,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        timeout: float | None = None,
+    ) -> list[Prediction]:
+        """Batch prediction without an endpoint (SageMaker batch transform...): one prediction per image, in order.
+
+        Every file is checked before anything is sent. Providers without an offline batch path refuse
+        with the reason they declared for ``batch_prediction`` or say to use an endpoint.
+        """
+        self.ensure_ready()
+        self.check_capabilities(["batch_prediction"])
+        model = self.store.model(model_id)
+        if model.provider != self.name:
+            raise BadInput(f"model {model_id} was trained by '{model.provider}'; use --provider {model.provider}")
+        paths = expand_images(images)
+        for path in paths:
+            read_image_bytes(path, self._max_bytes())
+        predictions = self._transform(model, paths, PredictParams(top_k, threshold), timeout)
+        return [p.model_copy(update={"emulated": self.emulated}) for p in predictions]
+
+    def _transform(
+        self, model: ModelRecord, images: list[Path], params: PredictParams, timeout: float | None
+    ) -> list[Prediction]:
+        """Hook: run a batch job over ``images`` and return their predictions in input order."""
+        raise BadInput(f"provider '{self.name}' predicts in batches through an endpoint: deploy, then mcv predict")
+
+    def _max_bytes(self) -> int | None:
+        limits = self.capabilities.limits
+        return limits.max_predict_image_bytes or limits.max_image_bytes
 
     def _ready_endpoint(self, endpoint_id: str) -> tuple[EndpointRecord, ModelRecord]:
         record = self.store.endpoint(endpoint_id)
@@ -710,9 +760,7 @@ class Predictor(ProviderPlugin):
         name: str | None = None,
     ) -> Prediction:
         data, found_name = (
-            (image, name)
-            if isinstance(image, bytes) and name
-            else read_image_bytes(image, self.capabilities.limits.max_image_bytes)
+            (image, name) if isinstance(image, bytes) and name else read_image_bytes(image, self._max_bytes())
         )
         started = time.perf_counter()
         prediction = self._predict(endpoint, model, data, params)

@@ -144,10 +144,15 @@ def providers(as_json: bool) -> None:
 @click.option(
     "--hp", "hyperparameters", multiple=True, metavar="KEY=VALUE", help="Provider hyperparameter; repeatable."
 )
-@click.option("--compute", type=click.Choice(["cpu", "gpu", "tpu"]), default="cpu", show_default=True)
+@click.option(
+    "--compute", type=click.Choice(["cpu", "gpu", "tpu"]), default=None, help="Compute kind (default: the provider's)."
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the job to finish.")
 @click.option(
     "--timeout", type=str, default=None, callback=_duration_option, help="Give up waiting after this long (e.g. 2h)."
+)
+@click.option(
+    "--base-model", default=None, metavar="MODEL", help="Incremental training: start from this recorded model."
 )
 @click.option("--skip-invalid", is_flag=True, help="Leave unreadable images out with a warning instead of failing.")
 @click.option("--dry-run", is_flag=True, help="Print the native request and check everything; send nothing.")
@@ -160,9 +165,10 @@ def train(
     task: str | None,
     epochs: int | None,
     hyperparameters: tuple[str, ...],
-    compute: str,
+    compute: str | None,
     wait: bool,
     timeout: float | None,
+    base_model: str | None,
     skip_invalid: bool,
     dry_run: bool,
     options: tuple[str, ...],
@@ -179,10 +185,16 @@ def train(
     trainer.ensure_ready()
     dataset = read_dataset(dataset_path, fmt)
     chosen = Task(task or dataset.task)
+    compute = compute or trainer.default_compute
     trainer.check_capabilities([chosen.feature, f"compute:{compute}"])
     dataset = verify_images(dataset, trainer.capabilities.limits, skip_invalid=skip_invalid)
     spec = TrainingSpec(
-        dataset=dataset, task=chosen, epochs=epochs, hyperparameters=_options(hyperparameters), compute=compute
+        dataset=dataset,
+        task=chosen,
+        epochs=epochs,
+        hyperparameters=_options(hyperparameters),
+        compute=compute,
+        base_model=base_model,
     )
     from multicloud_cv.datasets.preflight import raise_for_errors
 
@@ -388,6 +400,11 @@ def predict(
 
         emit_json(PredictionList(predictions=results))
         return
+    print_predictions(results)
+
+
+def print_predictions(results: list[Any]) -> None:
+    """Predictions for people: the top labels, or every box, per image."""
     for result in results:
         if result.task == "detection":
             boxes = [
@@ -489,9 +506,11 @@ def demo(epochs: int, train_per_class: int, test_per_class: int, as_json: bool) 
 
 
 def _register_groups() -> None:
+    from multicloud_cv.cli import operations
     from multicloud_cv.cli.dataset import dataset_group
 
     cli.add_command(dataset_group)
+    operations.register(cli)
 
 
 _register_groups()

@@ -63,6 +63,8 @@ def providers_report(registry: Registry) -> dict[str, Any]:
 
 def render_providers(report: dict[str, Any]) -> None:
     """Print the report for people: one block per provider."""
+    from rich.markup import escape
+
     from multicloud_cv.cli.output import stdout_console
 
     console = stdout_console()
@@ -70,22 +72,26 @@ def render_providers(report: dict[str, Any]) -> None:
         caps = info["capabilities"]
         ready = "[green]ready[/]" if info["ready"] else "[red]not ready[/]"
         version = f" {info['version']}" if info["version"] else ""
-        console.print(f"[bold]{info['name']}[/]{version} ({', '.join(info['roles'])}) {ready}: {info['description']}")
+        console.print(
+            f"[bold]{info['name']}[/]{version} ({', '.join(info['roles'])}) {ready}: {escape(info['description'])}"
+        )
         for problem in info["problems"]:
-            console.print(f"  problem: {problem}", highlight=False)
+            console.print(f"  problem: {escape(problem)}", highlight=False)
         console.print("  supports: " + ", ".join(caps["supported"]), highlight=False)
         for feature, reason in caps["unsupported"].items():
-            console.print(f"  no {feature}: {reason}", highlight=False)
+            console.print(f"  no {feature}: {escape(reason)}", highlight=False)
         limits = ", ".join(f"{k}={v}" for k, v in caps["limits"].items() if v is not None)
         console.print(f"  limits: {limits}", highlight=False)
         for s in info["settings"]:
             default = f" (default {s['default']})" if s["default"] not in (None, "") else ""
-            secret = " [secret]" if s["secret"] else ""
-            console.print(f"  setting {s['name']}{secret}: {s['help']}{default}; env {s['env']}", highlight=False)
+            secret = " (secret)" if s["secret"] else ""
+            line = f"  setting {s['name']}{secret}: {s['help']}{default}; env {s['env']}"
+            console.print(escape(line), highlight=False)
     if report["failures"]:
         console.print("[bold red]plugins that failed to load[/]")
         for failure in report["failures"]:
             hint = f"; install: {failure['install']}" if failure["install"] else ""
-            console.print(f"  {failure['name']} [{failure['namespace']}]: {failure['reason']}{hint}", highlight=False)
+            line = f"  {failure['name']} [{failure['namespace']}]: {failure['reason']}{hint}"
+            console.print(escape(line), highlight=False)
     if not report["providers"]:
         console.print("no providers installed; the built-in one is: pip install -e plugins/local")

@@ -279,7 +279,7 @@ class ProviderConformance:
         spec = TrainingSpec(
             dataset=dataset,
             task=Task(value) if kind == "task" else Task.CLASSIFICATION,
-            compute=value if kind == "compute" else "cpu",
+            compute=value if kind == "compute" else None,
             epochs=1,
         )
         before = len(store.jobs())
