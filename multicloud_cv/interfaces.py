@@ -217,6 +217,13 @@ class ProviderPlugin(ABC):
         if problems:
             raise ConfigError(f"provider '{self.name}' is not ready: {problems[0]}")
 
+    def poll_schedule(self) -> Backoff:
+        """The schedule :meth:`Trainer.wait` and :meth:`Deployer.wait` poll with (default: :attr:`backoff`).
+
+        Override to derive it from the settings (e.g. a shorter first interval against an emulator).
+        """
+        return self.backoff
+
     def access_policy(self) -> dict[str, Any] | None:
         """The least-privilege access policies a run needs, as the cloud writes them (``None``: no cloud access).
 
@@ -340,7 +347,7 @@ class Trainer(ProviderPlugin):
         job = poll(
             lambda: self.status(job_id),
             lambda j: j.state.is_terminal() or j.native_id is None,
-            self.backoff,
+            self.poll_schedule(),
             timeout=timeout,
             on_update=on_update,
             what=f"job {job_id}",
@@ -567,7 +574,7 @@ class Deployer(ProviderPlugin):
         return poll(
             lambda: self.status(endpoint_id),
             lambda e: e.state.is_terminal(),
-            self.backoff,
+            self.poll_schedule(),
             timeout=timeout,
             on_update=on_update,
             what=f"endpoint {endpoint_id}",

@@ -334,6 +334,80 @@ class StageReport(_Model):
     seconds: float = Field(ge=0)
 
 
+class CompareSplit(_Model):
+    """The one split every provider of a comparison trained and was scored on."""
+
+    source: Literal["dataset", "assigned"] = Field(
+        description="'dataset': the dataset's own test split (folders or a stored split file); "
+        "'assigned': assigned by mcv compare (seeded, stratified) and stored under MCV_HOME"
+    )
+    file: str | None = Field(default=None, description="the split file applied, when one")
+    seed: int | None = Field(default=None, description="seed of the assigned split")
+    test_fraction: float | None = Field(default=None, ge=0.0, le=1.0, description="fraction assigned to test")
+    validation_fraction: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="fraction assigned to validation (0: each provider carves its own)"
+    )
+    train_images: int = Field(ge=0, description="training images (the train split and unassigned images)")
+    validation_images: int = Field(ge=0)
+    test_images: int = Field(ge=0)
+    test_fingerprint: str = Field(description="sha256 of the sorted test image paths (relative to the dataset)")
+
+
+class ProviderResult(_Model):
+    """One provider's row of a comparison: its state, its job, model and endpoint, and OUR scores."""
+
+    provider: str
+    state: Literal["ok", "failed", "refused"] = Field(
+        description="ok: trained, served and scored; failed: something went wrong on the way (see reason); "
+        "refused: declined before anything was sent (capability or dataset limit)"
+    )
+    reason: str | None = Field(default=None, description="why it failed or was refused")
+    stage: Literal["check", "train", "deploy", "evaluate", "undeploy"] | None = Field(
+        default=None, description="where it failed or was refused"
+    )
+    job_id: str | None = None
+    model_id: str | None = None
+    endpoint_id: str | None = None
+    endpoint_state: EndpointState | None = Field(
+        default=None, description="the endpoint's state at the end: DELETED, or READY with --keep"
+    )
+    reused: bool = Field(default=False, description="the model came from an earlier run of the same comparison")
+    hyperparameters: dict[str, str] = Field(default_factory=dict, description="the --hp values given to it")
+    train_seconds: float | None = Field(
+        default=None, ge=0.0, description="training wall time: the job record's creation to its end"
+    )
+    evaluation: Evaluation | None = Field(default=None, description="scored by our evaluation code on the test split")
+    test_fingerprint: str | None = Field(
+        default=None, description="sha256 of the sorted image paths actually sent to this provider's predictor"
+    )
+    provider_reported: dict[str, float] = Field(
+        default_factory=dict, description="the provider's own metrics about its model (job metrics), beside ours"
+    )
+    train_cost_usd: float | None = Field(default=None, description="the training job's cost, when known")
+    hosting_cost_per_hour_usd: float | None = Field(default=None, description="the endpoint's cost per hour")
+    emulated: bool = False
+    warnings: list[str] = Field(default_factory=list, description="preflight warnings for this provider")
+
+
+class Comparison(_Model):
+    """Answer of ``mcv compare --json``: one dataset, several providers, one split, one evaluation code."""
+
+    compare_id: str = Field(description="hash of what was compared; also the run id of every job and endpoint")
+    dataset: str
+    format: str
+    task: TaskName
+    classes: list[str]
+    split: CompareSplit
+    epochs: int | None = None
+    threshold: float = Field(ge=0.0, le=1.0, description="confidence threshold used for every provider")
+    keep: bool = Field(default=False, description="endpoints were left running (--keep)")
+    providers: list[ProviderResult]
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    emulated: bool = Field(default=False, description="any provider ran on an emulator")
+    notes: list[str] = Field(default_factory=list)
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "prediction": Prediction,
     "prediction_list": PredictionList,
@@ -350,6 +424,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "validation_report": ValidationReport,
     "conversion_report": ConversionReport,
     "stage_report": StageReport,
+    "comparison": Comparison,
 }
 
 

@@ -50,7 +50,7 @@ from multicloud_cv.interfaces import (
     Trainer,
     TrainingSpec,
 )
-from multicloud_cv.runs import EndpointRecord, JobRecord, ModelRecord, RunStore
+from multicloud_cv.runs import EndpointRecord, JobRecord, ModelRecord
 from multicloud_cv.states import EndpointState, JobState
 from multicloud_cv.waiting import Backoff
 
@@ -131,14 +131,10 @@ class _SageMakerBase(ProviderPlugin):
     default_compute = "gpu"
     backoff = Backoff(initial=10.0, factor=1.5, maximum=60.0)
 
-    def __init__(self, config: Mapping[str, str] | None = None, store: RunStore | None = None) -> None:
-        super().__init__(config, store)
-        try:
-            poll = float(self.config.get("poll_s") or 10.0)
-        except ValueError:
-            poll = 10.0
-        if poll > 0:
-            self.backoff = Backoff(initial=poll, factor=1.5, maximum=max(60.0, poll))
+    def poll_schedule(self) -> Backoff:
+        """First interval ``poll_s`` (default 10 s), growing by 1.5 up to 60 s: about 16 status calls in 10 minutes."""
+        poll = self.options.poll_s
+        return Backoff(initial=poll, factor=1.5, maximum=max(60.0, poll))
 
     @functools.cached_property
     def options(self) -> Options:
@@ -732,7 +728,7 @@ class SageMakerPredictor(_SageMakerBase, Predictor):
             answer = poll(
                 lambda: self._sagemaker_call("DescribeTransformJob", TransformJobName=name),
                 lambda a: a["TransformJobStatus"] in ("Completed", "Failed", "Stopped"),
-                self.backoff,
+                self.poll_schedule(),
                 timeout=timeout,
                 what=f"transform job {name}",
                 hint=f"it keeps running: aws sagemaker describe-transform-job --transform-job-name {name}",
