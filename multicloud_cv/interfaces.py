@@ -165,6 +165,9 @@ class ProviderPlugin(ABC):
     backoff: ClassVar[Backoff] = Backoff()
     #: The compute kind a training spec without one gets (``cpu``, ``gpu`` or ``tpu``).
     default_compute: ClassVar[str] = "cpu"
+    #: True when the service deletes endpoints asynchronously: :meth:`Deployer.undeploy` then polls
+    #: ``_describe_endpoint`` until the service no longer knows the endpoint (it may bill until then).
+    undeploy_waits: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, str] | None = None, store: RunStore | None = None) -> None:
         self.config: dict[str, str] = dict(config or {})
@@ -581,8 +584,12 @@ class Deployer(ProviderPlugin):
             hint=f"check it with `mcv endpoints`; remove it with `mcv undeploy {endpoint_id}`",
         )
 
-    def undeploy(self, endpoint_id: str) -> Endpoint:
-        """Delete the endpoint so it stops costing money. Idempotent: undeploying twice is fine."""
+    def undeploy(self, endpoint_id: str, timeout: float | None = 900.0) -> Endpoint:
+        """Delete the endpoint so it stops costing money. Idempotent: undeploying twice is fine.
+
+        For a provider that deletes asynchronously (:attr:`undeploy_waits`), returns only once the
+        service confirms the endpoint is gone.
+        """
         record = self.store.endpoint(endpoint_id)
         if record.state == EndpointState.DELETED.value:
             return self._endpoint(record)
@@ -591,9 +598,28 @@ class Deployer(ProviderPlugin):
                 self._undeploy(record)
             except NotFound:
                 log.info("endpoint %s was already gone at the provider", endpoint_id)
+            else:
+                if self.undeploy_waits:
+                    self.store.update_endpoint(endpoint_id, native_state="DELETING")
+                    poll(
+                        lambda: self._gone(record),
+                        bool,
+                        self.poll_schedule(),
+                        timeout=timeout,
+                        what=f"deletion of endpoint {endpoint_id}",
+                        hint=f"`mcv undeploy {endpoint_id}` again later confirms it",
+                    )
         return self._endpoint(
             self.store.update_endpoint(endpoint_id, state=EndpointState.DELETED.value, native_state="DELETED")
         )
+
+    def _gone(self, record: EndpointRecord) -> bool:
+        """True once the service no longer knows the endpoint (its describe hook raises :class:`NotFound`)."""
+        try:
+            self._describe_endpoint(record)
+        except NotFound:
+            return True
+        return False
 
     def endpoints(self, include_deleted: bool = False) -> list[Endpoint]:
         """This provider's recorded endpoints, refreshed from the provider."""

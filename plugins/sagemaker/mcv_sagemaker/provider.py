@@ -129,6 +129,7 @@ class _SageMakerBase(ProviderPlugin):
     requires = ("boto3",)
     install_hint = "pip install -e plugins/sagemaker  (distribution multicloud-cv-sagemaker)"
     default_compute = "gpu"
+    undeploy_waits = True
     backoff = Backoff(initial=10.0, factor=1.5, maximum=60.0)
 
     def poll_schedule(self) -> Backoff:
@@ -329,12 +330,16 @@ class SageMakerTrainer(_SageMakerBase, Trainer):
         base = self._base(spec)
         if base is None:
             return
-        before = base.info.get("hyperparameters") or {}
+        from mcv_sagemaker.algorithms import defaults
+
+        documented = defaults(self._algorithm(spec))
+        before = {**documented, **(base.info.get("hyperparameters") or {})}
+        now = {**documented, **values}
         for key in ("num_layers", "image_shape", "num_classes", "base_network"):
-            if key in before and key in values and str(before[key]) != str(values[key]):
+            if key in before and key in now and str(before[key]).replace(" ", "") != str(now[key]).replace(" ", ""):
                 raise BadInput(
                     f"incremental training needs the base model's {key}: it was {before[key]}, this job asks "
-                    f"{values[key]}; drop --hp {key} or train from scratch"
+                    f"{now[key]}; drop --hp {key} or train from scratch"
                 )
         if base.labels and list(base.labels) != list(spec.dataset.classes):
             raise BadInput(

@@ -135,14 +135,14 @@ class Clients:
         return str(region)
 
     def client(self, service: str) -> Any:
-        """A client with standard retries (throttling and 5xx retried with backoff, at most 5 attempts)."""
+        """A client with standard retries (throttling and 5xx retried with backoff, at most 5 attempts in all)."""
         return self._client(service)
 
     @functools.cache  # noqa: B019 - one client per service for the life of this object is the point
     def _client(self, service: str) -> Any:
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="multicloud-cv")
+        config = Config(retries={"mode": "standard", "total_max_attempts": 5}, user_agent_extra="multicloud-cv")
         return self.session.client(service, region_name=self.region, config=config)
 
     @property

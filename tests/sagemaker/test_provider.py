@@ -1,0 +1,225 @@
+"""The SageMaker provider through the real boto3 client against the SageMaker emulator (and moto's S3).
+
+The conformance suite runs first (classification and detection: train, deploy, predict, evaluate,
+cancel, undeploy); then the paths only SageMaker has: the image (.lst) and augmented-manifest input
+modes, incremental training through the ``model`` channel, batch transform, retries under injected
+throttling and 5xx answers without a duplicate job, a failed job's reason kept verbatim, the body
+limit checked before sending, and cleanup leaving no model, endpoint config or endpoint behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import pytest
+
+from multicloud_cv.datasets import load_dataset
+from multicloud_cv.errors import InvalidImage, JobFailed
+from multicloud_cv.interfaces import TrainingSpec
+from multicloud_cv.registry import registry
+from multicloud_cv.runs import RunStore
+from multicloud_cv.states import EndpointState, JobState
+from multicloud_cv.testing import ProviderConformance
+from multicloud_cv.testing.data import make_tiny_dataset
+from multicloud_cv.testing.emulators import patched_environ
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "mcv-test-bucket"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from mcv_sagemaker.emulator import sagemaker_emulator
+
+    with sagemaker_emulator(pace=0.02, state_dir=tmp_path_factory.mktemp("sagemaker-emulator")) as emu:
+        emu.create_bucket(BUCKET)
+        with patched_environ(dict(emu.environment())):
+            yield emu
+
+
+def settings(emu: Any, **extra: str) -> dict[str, str]:
+    return {
+        "region": emu.region,
+        "bucket": BUCKET,
+        "role_arn": emu.role_arn,
+        "poll_s": "0.05",
+        **extra,
+    }
+
+
+class TestSageMakerConformance(ProviderConformance):
+    provider_name: ClassVar[str] = "sagemaker"
+    min_accuracy: ClassVar[float] = 0.5
+    epochs: ClassVar[int] = 3
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def provider_config(cls, emulator: Any) -> dict[str, str]:  # type: ignore[override]
+        return settings(emulator)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
+    return RunStore(tmp_path_factory.mktemp("mcv-home") / "runs.sqlite")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds", train_per_class=8, test_per_class=2, fmt="JPEG")
+    return load_dataset(root)
+
+
+def _roles(emu: Any, store: RunStore, **extra: str) -> tuple[Any, Any, Any]:
+    config = settings(emu, **extra)
+    get = registry().get
+    return (
+        get("sagemaker", "trainer", config=config, store=store),
+        get("sagemaker", "deployer", config=config, store=store),
+        get("sagemaker", "predictor", config=config, store=store),
+    )
+
+
+def _sagemaker(emu: Any) -> Any:
+    return boto3.client("sagemaker", region_name=emu.region)
+
+
+@pytest.fixture(scope="module")
+def recordio_job(emulator: Any, store: RunStore, tiny: Any) -> Any:
+    trainer, _, _ = _roles(emulator, store)
+    return trainer.train(TrainingSpec(dataset=tiny, epochs=2), timeout=300)
+
+
+@pytest.mark.parametrize("mode", ["images", "manifest"])
+def test_input_modes_train_a_real_model(emulator: Any, store: RunStore, tiny: Any, mode: str) -> None:
+    trainer, _, _ = _roles(emulator, store, input_mode=mode)
+    job = trainer.train(TrainingSpec(dataset=tiny, epochs=1), timeout=300)
+    assert job.state is JobState.SUCCEEDED, job.failure_reason
+    described = _sagemaker(emulator).describe_training_job(TrainingJobName=job.native_id)
+    channels = {c["ChannelName"]: c for c in described["InputDataConfig"]}
+    if mode == "images":
+        assert sorted(channels) == ["train", "train_lst", "validation", "validation_lst"]
+    else:
+        assert described["AlgorithmSpecification"]["TrainingInputMode"] == "Pipe"
+        assert channels["train"]["DataSource"]["S3DataSource"]["S3DataType"] == "AugmentedManifestFile"
+    assert described["FinalMetricDataList"], "the emulator reports the trained model's metrics"
+
+
+def test_job_record_has_metrics_cost_and_model(recordio_job: Any, store: RunStore, emulator: Any) -> None:
+    assert recordio_job.state is JobState.SUCCEEDED
+    assert recordio_job.native_state == "Completed/Completed"
+    assert recordio_job.cost_usd is not None and recordio_job.cost_usd > 0
+    assert any(name.startswith("validation:") for name in recordio_job.metrics)
+    model = store.model(recordio_job.model_id)
+    assert model.artifact and model.artifact.endswith("/output/model.tar.gz")
+    assert model.labels == list(store.job(recordio_job.id).spec["classes"]) and len(model.labels) == 3
+    s3 = boto3.client("s3", region_name=emulator.region)
+    bucket, _, key = model.artifact.removeprefix("s3://").partition("/")
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+
+
+def test_incremental_training_sends_the_model_channel(
+    emulator: Any, store: RunStore, tiny: Any, recordio_job: Any
+) -> None:
+    trainer, _, _ = _roles(emulator, store)
+    job = trainer.train(TrainingSpec(dataset=tiny, epochs=1, base_model=recordio_job.model_id), timeout=300)
+    assert job.state is JobState.SUCCEEDED, job.failure_reason
+    described = _sagemaker(emulator).describe_training_job(TrainingJobName=job.native_id)
+    model_channel = [c for c in described["InputDataConfig"] if c["ChannelName"] == "model"]
+    assert model_channel and model_channel[0]["ContentType"] == "application/x-sagemaker-model"
+    base_artifact = store.model(recordio_job.model_id).artifact
+    assert model_channel[0]["DataSource"]["S3DataSource"]["S3Uri"] == base_artifact
+
+
+def test_incremental_training_refuses_another_num_layers(
+    emulator: Any, store: RunStore, tiny: Any, recordio_job: Any
+) -> None:
+    from multicloud_cv.errors import BadInput
+
+    trainer, _, _ = _roles(emulator, store)
+    spec = TrainingSpec(dataset=tiny, epochs=1, base_model=recordio_job.model_id, hyperparameters={"num_layers": 50})
+    before = len(emulator.calls("CreateTrainingJob"))
+    with pytest.raises(BadInput, match="num_layers"):
+        trainer.submit(spec)
+    assert len(emulator.calls("CreateTrainingJob")) == before
+
+
+def test_batch_transform_reads_outputs_back(emulator: Any, store: RunStore, tiny: Any, recordio_job: Any) -> None:
+    _, _, predictor = _roles(emulator, store)
+    images = [tiny.absolute(i) for i in tiny.split("test")]
+    results = predictor.transform(recordio_job.model_id, images, top_k=2)
+    assert [r.image for r in results] == [str(p) for p in images]
+    for result in results:
+        assert len(result.labels) == 2 and result.labels[0].confidence >= result.labels[1].confidence
+        assert result.labels[0].name in tiny.classes
+    client = _sagemaker(emulator)
+    jobs = client.list_transform_jobs()["TransformJobSummaries"]
+    assert jobs and jobs[0]["TransformJobStatus"] == "Completed"
+    assert client.list_models()["Models"] == [], "the transform's model is deleted afterwards"
+
+
+def test_throttled_create_is_retried_without_a_duplicate_job(emulator: Any, store: RunStore, tiny: Any) -> None:
+    trainer, _, _ = _roles(emulator, store)
+    client = _sagemaker(emulator)
+    before = len(client.list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+    emulator.inject(operation="CreateTrainingJob", error="ThrottlingException", times=2)
+    job = trainer.submit(TrainingSpec(dataset=tiny, epochs=1))
+    emulator.inject(operation="CreateTrainingJob", status=500, times=1, after_effect=True)
+    second = trainer.submit(TrainingSpec(dataset=tiny, epochs=1))
+    after = client.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    assert len(after) == before + 2, "one job per submit, whatever the retries"
+    assert {job.native_id, second.native_id} <= {j["TrainingJobName"] for j in after}
+    for started in (job, second):
+        trainer.cancel(started.id)
+
+
+def test_failed_job_keeps_the_reason_verbatim(emulator: Any, store: RunStore, tiny: Any) -> None:
+    trainer, _, _ = _roles(emulator, store)
+    reason = "ClientError: Unable to start training. Empty .rec file in train channel., exit code: 2"
+    emulator.fail_next_training_job(reason)
+    with pytest.raises(JobFailed, match=r"Empty \.rec file in train channel"):
+        trainer.train(TrainingSpec(dataset=tiny, epochs=1), timeout=300)
+    failed = [j for j in store.jobs() if j.state == JobState.FAILED.value]
+    assert failed and failed[-1].failure_reason == reason
+
+
+def test_endpoint_predicts_then_cleanup_leaves_nothing(
+    emulator: Any, store: RunStore, tiny: Any, recordio_job: Any, tmp_path: Path
+) -> None:
+    from multicloud_cv.cleanup import cleanup
+
+    _, deployer, predictor = _roles(emulator, store)
+    endpoint = deployer.deploy(recordio_job.model_id, ttl_s=3600, timeout=120)
+    assert endpoint.state is EndpointState.READY and endpoint.emulated
+    assert endpoint.cost_per_hour_usd and endpoint.cost_per_hour_usd > 0
+    image = tiny.absolute(tiny.split("test")[0])
+    prediction = predictor.predict(endpoint.id, image)
+    assert prediction.labels and prediction.labels[0].name in tiny.classes and prediction.emulated
+    big = tmp_path / "big.jpg"
+    big.write_bytes(image.read_bytes() + b"\0" * 6_400_000)
+    invokes = len(emulator.calls("InvokeEndpoint"))
+    with pytest.raises(InvalidImage, match="6291456"):
+        predictor.predict(endpoint.id, big)
+    assert len(emulator.calls("InvokeEndpoint")) == invokes, "an oversized image is refused before sending"
+    result = cleanup(store, lambda _name: deployer, everything=True)
+    assert endpoint.id in result.deleted and not result.failed
+    client = _sagemaker(emulator)
+    assert client.list_endpoints()["Endpoints"] == []
+    assert client.list_endpoint_configs()["EndpointConfigs"] == []
+    assert client.list_models()["Models"] == []
+    assert deployer.undeploy(endpoint.id).state is EndpointState.DELETED  # idempotent
+
+
+def test_expired_endpoint_is_cleaned_by_ttl(emulator: Any, store: RunStore, recordio_job: Any) -> None:
+    import time
+
+    from multicloud_cv.cleanup import cleanup
+
+    _, deployer, _ = _roles(emulator, store)
+    endpoint = deployer.deploy(recordio_job.model_id, ttl_s=1, timeout=120)
+    assert cleanup(store, lambda _name: deployer, now=time.time() - 10).deleted == []
+    assert endpoint.id in cleanup(store, lambda _name: deployer, now=time.time() + 5).deleted
+    assert _sagemaker(emulator).list_endpoints()["Endpoints"] == []
