@@ -777,7 +777,9 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
+    if value is None:
+        return "-"
+    return f"${value:.4f}" if 0 < value < 0.01 else f"${value:,.2f}"
 
 
 def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:

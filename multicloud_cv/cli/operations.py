@@ -66,12 +66,16 @@ def _emulator_class(provider: str) -> Any:
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None, help="Where trained models are kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print the environment as one JSON object.")
 def emulate(provider: str, port: int, pace: float, bucket: str, state_dir: str | None, as_json: bool) -> None:
-    """Start PROVIDER's emulator on 127.0.0.1 and print the environment lines that point the SDK at it."""
+    """Start PROVIDER's emulator on 127.0.0.1 and print the environment lines that point the SDK and mcv at it.
+
+    Paste the lines into another shell (or `eval` them), then use `mcv ... --provider PROVIDER` as usual;
+    runs made there are marked emulated. Ctrl-C (or SIGTERM) stops the emulator and everything it started.
+    """
     cls = _emulator_class(provider)
     emulator = cls(port=port, pace=pace, state_dir=state_dir, bucket=bucket)
     emulator.start()
     try:
-        environment = emulator.environment()
+        environment = {**emulator.environment(), **getattr(emulator, "provider_settings", dict)()}
         if as_json:
             click.echo(json.dumps(environment))
         else:

@@ -296,6 +296,8 @@ class SageMakerTrainer(_SageMakerBase, Trainer):
         )
         if n_validation:
             derived["mini_batch_size"] = str(min(int(derived.get("mini_batch_size", "32")), n_train, n_validation))
+        if self.options.instance_count > 1:
+            derived["kv_store"] = "dist_sync"  # several instances: synchronous distributed training
         return {**derived, **inherited, **user}
 
     def _validate(self, spec: TrainingSpec) -> None:
@@ -306,6 +308,11 @@ class SageMakerTrainer(_SageMakerBase, Trainer):
             raise BadInput(
                 f"instance_type {options.instance_type} is not a GPU type: the built-in image algorithms train on "
                 "P2, P3, G4dn or G5 instances; set -o instance_type=ml.p3.2xlarge (or ml.g4dn.xlarge)"
+            )
+        if options.label_format == "class-id" and options.input_mode != "manifest" and spec.task.value == "multilabel":
+            raise BadInput(
+                "label_format class-id is selected by the augmented manifest's content type only; "
+                "set -o input_mode=manifest or keep -o label_format=multi-hot"
             )
         algorithm = self._algorithm(spec)
         values = self.hyperparameters(spec)
@@ -401,7 +408,9 @@ class SageMakerTrainer(_SageMakerBase, Trainer):
         def input_uri(fingerprint: str) -> str:
             return f"{root}/input/{fingerprint}/{mode}"
 
-        prepared = prepare_input(spec.dataset, spec.task.value, mode, workdir, input_uri)
+        prepared = prepare_input(
+            spec.dataset, spec.task.value, mode, workdir, input_uri, label_format=self.options.label_format
+        )
         return prepared, input_uri(prepared.fingerprint)
 
     def _plan(self, spec: TrainingSpec) -> list[PlannedRequest]:

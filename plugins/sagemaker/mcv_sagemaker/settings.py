@@ -34,6 +34,7 @@ SETTINGS = (
     Setting("volume_gb", "training volume size in GB", default="50"),
     Setting("max_runtime_s", "StoppingCondition.MaxRuntimeInSeconds of a training job", default="86400"),
     Setting("input_mode", "data layout sent to the algorithm: recordio, images (.lst / JSON) or manifest", "recordio"),
+    Setting("label_format", "multi-label labels: multi-hot (SageMaker's default) or class-id", default="multi-hot"),
     Setting("endpoint_instance_type", "hosting instance type", default="ml.m5.xlarge"),
     Setting("endpoint_instance_count", "hosting instances", default="1"),
     Setting("transform_instance_type", "batch transform instance type", default="ml.m5.xlarge"),
@@ -57,6 +58,7 @@ class Options:
     volume_gb: int
     max_runtime_s: int
     input_mode: str
+    label_format: str
     endpoint_instance_type: str
     endpoint_instance_count: int
     transform_instance_type: str
@@ -68,6 +70,11 @@ class Options:
         mode = config.get("input_mode", "recordio")
         if mode not in INPUT_MODES:
             raise ConfigError(f"input_mode '{mode}' is not one of {', '.join(INPUT_MODES)}; set -o input_mode=recordio")
+        label_format = config.get("label_format") or "multi-hot"
+        if label_format not in ("multi-hot", "class-id"):
+            raise ConfigError(
+                f"label_format '{label_format}' is not multi-hot or class-id; set -o label_format=multi-hot"
+            )
         bucket = config.get("bucket") or None
         if bucket and (bucket.startswith("s3://") or "/" in bucket):
             raise ConfigError(f"bucket '{bucket}' must be a bare bucket name (no s3://, no /); put paths in 'prefix'")
@@ -82,6 +89,7 @@ class Options:
             volume_gb=_positive_int(config, "volume_gb", 50),
             max_runtime_s=_positive_int(config, "max_runtime_s", 86400),
             input_mode=mode,
+            label_format=label_format,
             endpoint_instance_type=config.get("endpoint_instance_type", "ml.m5.xlarge"),
             endpoint_instance_count=_positive_int(config, "endpoint_instance_count", 1),
             transform_instance_type=config.get("transform_instance_type", "ml.m5.xlarge"),

@@ -57,6 +57,27 @@ ROLE_POLICY = {
 }
 
 
+class _MotoGapFilter(logging.Filter):
+    """Drops werkzeug's traceback for an AWS action moto does not implement (answered 500 NotImplemented).
+
+    The preflight checks probe such actions on purpose (iam:SimulatePrincipalPolicy) and skip them with a note;
+    the traceback on the emulator's console would only look like a failure. Every other error still logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, NotImplementedError):
+            return False
+        text = record.getMessage()  # werkzeug formats the traceback into the message
+        return not ("NotImplementedError: The " in text and "has not been implemented" in text)
+
+
+def _quiet_moto_gaps() -> None:
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _MotoGapFilter) for f in logger.filters):
+        logger.addFilter(_MotoGapFilter())
+
+
 class SageMakerEmulator:
     """A loopback SageMaker (control plane and runtime) with moto for every other AWS service.
 
@@ -127,6 +148,7 @@ class SageMakerEmulator:
         from multicloud_cv.testing.emulators import moto_server
 
         self.closing.clear()
+        _quiet_moto_gaps()
         stack = contextlib.ExitStack()
         try:
             if self.state_dir is None:
@@ -254,6 +276,18 @@ class SageMakerEmulator:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
+
+    def provider_settings(self) -> dict[str, str]:
+        """``MCV_SAGEMAKER_*`` settings that make ``mcv --provider sagemaker`` work against this emulator as is:
+        its region, its role, the bucket made at start (if any) and a poll interval matched to the pace."""
+        values = {
+            "MCV_SAGEMAKER_REGION": self.region,
+            "MCV_SAGEMAKER_ROLE_ARN": self.role_arn,
+            "MCV_SAGEMAKER_POLL_S": f"{max(0.05, self.pace / 2):g}",
+        }
+        if self.bucket:
+            values["MCV_SAGEMAKER_BUCKET"] = self.bucket
+        return values
 
     @contextlib.contextmanager
     def patched_environment(self) -> Iterator[None]:
