@@ -223,3 +223,50 @@ def test_expired_endpoint_is_cleaned_by_ttl(emulator: Any, store: RunStore, reco
     assert cleanup(store, lambda _name: deployer, now=time.time() - 10).deleted == []
     assert endpoint.id in cleanup(store, lambda _name: deployer, now=time.time() + 5).deleted
     assert _sagemaker(emulator).list_endpoints()["Endpoints"] == []
+
+
+@pytest.fixture(scope="module")
+def boxes(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from multicloud_cv.testing.datasets import make_detection_dataset
+
+    return make_detection_dataset(tmp_path_factory.mktemp("boxes"))
+
+
+@pytest.mark.parametrize("mode", ["images", "manifest"])
+def test_detection_input_modes_train_and_answer_boxes(
+    emulator: Any, store: RunStore, boxes: Any, mode: str, tmp_path: Path
+) -> None:
+    from multicloud_cv.capabilities import Task
+
+    trainer, deployer, predictor = _roles(emulator, store, input_mode=mode)
+    job = trainer.train(TrainingSpec(dataset=boxes, task=Task.DETECTION, epochs=1), timeout=300)
+    assert job.state is JobState.SUCCEEDED, job.failure_reason
+    described = _sagemaker(emulator).describe_training_job(TrainingJobName=job.native_id)
+    names = sorted(c["ChannelName"] for c in described["InputDataConfig"])
+    if mode == "images":
+        assert names == ["train", "train_annotation", "validation", "validation_annotation"]
+    else:
+        attributes = described["InputDataConfig"][0]["DataSource"]["S3DataSource"]["AttributeNames"]
+        assert names == ["train", "validation"] and attributes == ["source-ref", "bounding-box"]
+    assert int(described["HyperParameters"].get("label_width", "350")) >= 2 + 5 * 3  # the default fits
+    endpoint = deployer.deploy(job.model_id, timeout=120)
+    try:
+        answer = predictor.predict(endpoint.id, boxes.absolute(boxes.split("test")[0]), threshold=0.0, top_k=5)
+        assert answer.task == "detection" and 0 < len(answer.detections) <= 5
+        for found in answer.detections:
+            assert found.name in boxes.classes and found.box.x_min < found.box.x_max <= 1.0
+    finally:
+        deployer.undeploy(endpoint.id)
+
+
+def test_multilabel_class_id_manifest(emulator: Any, store: RunStore, tmp_path: Path) -> None:
+    from multicloud_cv.capabilities import Task
+    from multicloud_cv.testing.datasets import make_multilabel_dataset
+
+    dataset = make_multilabel_dataset(tmp_path / "ml", per_split={"train": 12, "validation": 4, "test": 3})
+    trainer, _, _ = _roles(emulator, store, input_mode="manifest", label_format="class-id")
+    job = trainer.train(TrainingSpec(dataset=dataset, task=Task.MULTILABEL, epochs=1), timeout=300)
+    assert job.state is JobState.SUCCEEDED, job.failure_reason
+    described = _sagemaker(emulator).describe_training_job(TrainingJobName=job.native_id)
+    assert {c["ContentType"] for c in described["InputDataConfig"]} == {"application/x-recordio; label-format=class-id"}
+    assert described["HyperParameters"]["multi_label"] == "1"

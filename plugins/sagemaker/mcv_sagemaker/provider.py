@@ -133,7 +133,7 @@ class _SageMakerBase(ProviderPlugin):
     backoff = Backoff(initial=10.0, factor=1.5, maximum=60.0)
 
     def poll_schedule(self) -> Backoff:
-        """First interval ``poll_s`` (default 10 s), growing by 1.5 up to 60 s: about 16 status calls in 10 minutes."""
+        """First interval ``poll_s`` (default 10 s), growing by 1.5 up to 60 s: 14 status calls in 10 minutes."""
         poll = self.options.poll_s
         return Backoff(initial=poll, factor=1.5, maximum=max(60.0, poll))
 
@@ -155,17 +155,25 @@ class _SageMakerBase(ProviderPlugin):
             return False
 
     def _credential_problems(self) -> list[str]:
-        if self.missing_modules():
-            return []
+        """Bad settings and a missing region, found without importing boto3 (``mcv providers`` stays fast).
+
+        Credentials are not judged here: an instance or container role cannot be seen without a network
+        call. A missing one is a clear error when the first request is made (:meth:`_require_credentials`).
+        """
         try:
-            self.options  # noqa: B018 - parse the settings now, to report a bad one
-            found = (
-                [] if self.aws.has_credentials() else ["no AWS credentials found: run `aws configure` or set a profile"]
-            )
-            _ = self.aws.region
+            options = self.options
         except ConfigError as exc:
             return [str(exc)]
-        return found
+        if options.region or _configured_region(options.profile):
+            return []
+        return ["no AWS region: set -o region=us-east-1 (or AWS_REGION, or a region in your AWS profile)"]
+
+    def _require_credentials(self) -> None:
+        if not self.aws.has_credentials():
+            raise ConfigError(
+                "no AWS credentials found: run `aws configure`, set AWS_PROFILE (or -o profile=...), "
+                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
 
     def access_policy(self) -> dict[str, Any] | None:
         """The caller's least-privilege IAM policy and the execution role's, from the settings (nothing is sent)."""
@@ -209,9 +217,30 @@ class _SageMakerBase(ProviderPlugin):
                 raise BadInput(f"{operation}: {text}") from exc
             raise ServiceError(f"{operation}: {code}: {text}") from exc
         except Exception as exc:
+            if type(exc).__name__ == "NoCredentialsError":
+                self._require_credentials()
             if type(exc).__module__.startswith("botocore"):
                 raise ServiceError(f"{operation}: {exc}") from exc
             raise
+
+
+def _configured_region(profile: str | None) -> str | None:
+    """The region boto3 would use from the environment or the AWS config file (read without boto3)."""
+    import configparser
+    import os
+
+    found = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if found:
+        return found
+    path = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return None
+    name = profile or os.environ.get("AWS_PROFILE") or "default"
+    section = "default" if name == "default" else f"profile {name}"
+    return parser.get(section, "region", fallback=None) or None
 
 
 def _role_parts(role_arn: str | None) -> tuple[str | None, str | None]:
@@ -449,6 +478,7 @@ class SageMakerTrainer(_SageMakerBase, Trainer):
     def _submit(self, spec: TrainingSpec, job_id: str) -> NativeJob:
         from multicloud_cv.staging import stage
 
+        self._require_credentials()
         self._account_checks()
         name, _, _ = self._names(job_id)
         with tempfile.TemporaryDirectory(prefix="mcv-sagemaker-") as tmp:

@@ -11,7 +11,8 @@ credentials: the session's keys are never read by this module.
 
 from __future__ import annotations
 
-import functools
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -119,20 +120,45 @@ def _positive_float(config: Mapping[str, str], key: str, default: float) -> floa
     return value
 
 
+#: Variables that change which credentials or profile a session resolves (part of the session cache key).
+_SESSION_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+_SESSIONS: dict[tuple[str | None, ...], Any] = {}
+_LOCK = threading.RLock()
+
+
+def shared_session(profile: str | None, region: str | None) -> Any:
+    """One boto3 session per profile, region and credential environment, for the whole process.
+
+    Loading botocore's data (endpoints, service models) costs about 0.3 s per new session; the trainer,
+    deployer and predictor of one run, and the preflight checks, share it. Endpoint variables
+    (``AWS_ENDPOINT_URL*``) are read at each client's creation, so they are not part of the key.
+    """
+    import boto3
+
+    key = (profile, region, *(os.environ.get(name) for name in _SESSION_ENV))
+    with _LOCK:
+        if key not in _SESSIONS:
+            try:
+                _SESSIONS[key] = boto3.session.Session(profile_name=profile, region_name=region)
+            except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
+                raise ConfigError(f"cannot open the AWS session: {exc}; check 'profile' and your AWS config") from exc
+        return _SESSIONS[key]
+
+
 class Clients:
-    """boto3 clients of one session, made on first use (boto3 is imported here, never at module load)."""
+    """boto3 clients of the shared session, made on first use (boto3 is imported here, never at module load).
+
+    Thread-safe: several prediction threads may ask for the same client at once; it is made once, under a
+    lock, because creating clients from one session in several threads at a time is not safe in boto3.
+    """
 
     def __init__(self, options: Options) -> None:
         self.options = options
+        self._clients: dict[str, Any] = {}
 
-    @functools.cached_property
+    @property
     def session(self) -> Any:
-        import boto3
-
-        try:
-            return boto3.session.Session(profile_name=self.options.profile, region_name=self.options.region)
-        except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
-            raise ConfigError(f"cannot open the AWS session: {exc}; check 'profile' and your AWS config") from exc
+        return shared_session(self.options.profile, self.options.region)
 
     @property
     def region(self) -> str:
@@ -144,14 +170,16 @@ class Clients:
 
     def client(self, service: str) -> Any:
         """A client with standard retries (throttling and 5xx retried with backoff, at most 5 attempts in all)."""
-        return self._client(service)
-
-    @functools.cache  # noqa: B019 - one client per service for the life of this object is the point
-    def _client(self, service: str) -> Any:
+        found = self._clients.get(service)
+        if found is not None:
+            return found
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "total_max_attempts": 5}, user_agent_extra="multicloud-cv")
-        return self.session.client(service, region_name=self.region, config=config)
+        with _LOCK:
+            if service not in self._clients:
+                config = Config(retries={"mode": "standard", "total_max_attempts": 5}, user_agent_extra="multicloud-cv")
+                self._clients[service] = self.session.client(service, region_name=self.region, config=config)
+            return self._clients[service]
 
     @property
     def sagemaker(self) -> Any:
