@@ -93,6 +93,12 @@ def test_recordio_plan_is_the_exact_request_and_sends_nothing(shapes: Path, offl
     assert json.loads(status.stdout)["jobs"] == [], "a plan records no job"
 
 
+def test_several_instances_train_distributed(shapes: Path, offline_env: dict[str, str]) -> None:
+    job = _check_with_botocore(_plan(shapes, offline_env, "-o", "instance_count=2"))
+    assert job["ResourceConfig"]["InstanceCount"] == 2
+    assert job["HyperParameters"]["kv_store"] == "dist_sync"
+
+
 def test_image_mode_has_four_channels_and_resize(shapes: Path, offline_env: dict[str, str]) -> None:
     job = _check_with_botocore(_plan(shapes, offline_env, "-o", "input_mode=images"))
     channels = {c["ChannelName"]: c for c in job["InputDataConfig"]}

@@ -270,3 +270,42 @@ def test_multilabel_class_id_manifest(emulator: Any, store: RunStore, tmp_path: 
     described = _sagemaker(emulator).describe_training_job(TrainingJobName=job.native_id)
     assert {c["ContentType"] for c in described["InputDataConfig"]} == {"application/x-recordio; label-format=class-id"}
     assert described["HyperParameters"]["multi_label"] == "1"
+
+
+def test_zero_quota_is_refused_before_anything_is_uploaded(emulator: Any, store: RunStore, tiny: Any) -> None:
+    from multicloud_cv.errors import BadInput
+
+    trainer, _, _ = _roles(emulator, store, prefix="quota-check")
+    emulator.set_quota("ml.p3.2xlarge", "training job", 0)
+    try:
+        before = len(emulator.calls("CreateTrainingJob"))
+        with pytest.raises(BadInput, match=r"ml\.p3\.2xlarge for training job usage"):
+            trainer.submit(TrainingSpec(dataset=tiny, epochs=1))
+    finally:
+        emulator.set_quota("ml.p3.2xlarge", "training job", None)
+    assert len(emulator.calls("CreateTrainingJob")) == before
+    listed = boto3.client("s3", region_name=emulator.region).list_objects_v2(Bucket=BUCKET, Prefix="quota-check/")
+    assert listed.get("KeyCount", 0) == 0, "nothing staged for a refused job"
+
+
+def test_boto3_profiles_keep_working(emulator: Any, store: RunStore, tmp_path: Path) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[profile team]\nregion = us-east-1\n", encoding="utf-8")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text("[team]\naws_access_key_id = teamkey\naws_secret_access_key = teamsecret\n")
+    with patched_environ(
+        {
+            "AWS_CONFIG_FILE": str(config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+            "AWS_ACCESS_KEY_ID": None,
+            "AWS_SECRET_ACCESS_KEY": None,
+            "AWS_REGION": None,
+            "AWS_DEFAULT_REGION": None,
+        }
+    ):
+        config_values = {k: v for k, v in settings(emulator, profile="team").items() if k != "region"}
+        trainer = registry().get("sagemaker", "trainer", config=config_values, store=store)
+        assert trainer.problems() == [], "region from the profile, no boto3 import needed"
+        assert trainer.aws.region == "us-east-1"
+        assert trainer.aws.session.get_credentials().access_key == "teamkey"
+        assert "TrainingJobSummaries" in trainer.aws.sagemaker.list_training_jobs()
