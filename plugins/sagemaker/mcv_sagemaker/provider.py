@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcv_sagemaker import requests
 from mcv_sagemaker.settings import SETTINGS, Clients, Options
+from multicloud_cv.aws import configured_region
 from multicloud_cv.capabilities import Capabilities, Limits
 from multicloud_cv.errors import BadInput, ConfigError, InvalidImage, MCVError, NotFound, ServiceError
 from multicloud_cv.interfaces import (
@@ -164,16 +165,12 @@ class _SageMakerBase(ProviderPlugin):
             options = self.options
         except ConfigError as exc:
             return [str(exc)]
-        if options.region or _configured_region(options.profile):
+        if options.region or configured_region(options.profile):
             return []
         return ["no AWS region: set -o region=us-east-1 (or AWS_REGION, or a region in your AWS profile)"]
 
     def _require_credentials(self) -> None:
-        if not self.aws.has_credentials():
-            raise ConfigError(
-                "no AWS credentials found: run `aws configure`, set AWS_PROFILE (or -o profile=...), "
-                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-            )
+        self.aws.require_credentials()
 
     def access_policy(self) -> dict[str, Any] | None:
         """The caller's least-privilege IAM policy and the execution role's, from the settings (nothing is sent)."""
@@ -222,25 +219,6 @@ class _SageMakerBase(ProviderPlugin):
             if type(exc).__module__.startswith("botocore"):
                 raise ServiceError(f"{operation}: {exc}") from exc
             raise
-
-
-def _configured_region(profile: str | None) -> str | None:
-    """The region boto3 would use from the environment or the AWS config file (read without boto3)."""
-    import configparser
-    import os
-
-    found = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if found:
-        return found
-    path = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read(path)
-    except configparser.Error:
-        return None
-    name = profile or os.environ.get("AWS_PROFILE") or "default"
-    section = "default" if name == "default" else f"profile {name}"
-    return parser.get(section, "region", fallback=None) or None
 
 
 def _role_parts(role_arn: str | None) -> tuple[str | None, str | None]:

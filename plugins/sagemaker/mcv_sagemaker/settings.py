@@ -11,13 +11,11 @@ credentials: the session's keys are never read by this module.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
+from multicloud_cv.aws import AwsClients
 from multicloud_cv.config import Setting
 from multicloud_cv.errors import ConfigError
 
@@ -41,8 +39,6 @@ SETTINGS = (
     Setting("transform_instance_type", "batch transform instance type", default="ml.m5.xlarge"),
     Setting("poll_s", "first interval between status calls while waiting (grows to 60 s)", default="10"),
 )
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -120,66 +116,12 @@ def _positive_float(config: Mapping[str, str], key: str, default: float) -> floa
     return value
 
 
-#: Variables that change which credentials or profile a session resolves (part of the session cache key).
-_SESSION_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
-_SESSIONS: dict[tuple[str | None, ...], Any] = {}
-_LOCK = threading.RLock()
-
-
-def shared_session(profile: str | None, region: str | None) -> Any:
-    """One boto3 session per profile, region and credential environment, for the whole process.
-
-    Loading botocore's data (endpoints, service models) costs about 0.3 s per new session; the trainer,
-    deployer and predictor of one run, and the preflight checks, share it. Endpoint variables
-    (``AWS_ENDPOINT_URL*``) are read at each client's creation, so they are not part of the key.
-    """
-    import boto3
-
-    key = (profile, region, *(os.environ.get(name) for name in _SESSION_ENV))
-    with _LOCK:
-        if key not in _SESSIONS:
-            try:
-                _SESSIONS[key] = boto3.session.Session(profile_name=profile, region_name=region)
-            except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
-                raise ConfigError(f"cannot open the AWS session: {exc}; check 'profile' and your AWS config") from exc
-        return _SESSIONS[key]
-
-
-class Clients:
-    """boto3 clients of the shared session, made on first use (boto3 is imported here, never at module load).
-
-    Thread-safe: several prediction threads may ask for the same client at once; it is made once, under a
-    lock, because creating clients from one session in several threads at a time is not safe in boto3.
-    """
+class Clients(AwsClients):
+    """boto3 clients of the shared session (:mod:`multicloud_cv.aws`) for the SageMaker settings."""
 
     def __init__(self, options: Options) -> None:
+        super().__init__(options.profile, options.region)
         self.options = options
-        self._clients: dict[str, Any] = {}
-
-    @property
-    def session(self) -> Any:
-        return shared_session(self.options.profile, self.options.region)
-
-    @property
-    def region(self) -> str:
-        """The region in use; a clear error when neither the settings nor boto3's chain give one."""
-        region = self.session.region_name
-        if not region:
-            raise ConfigError("no AWS region: set -o region=us-east-1 (or AWS_REGION, or a region in your profile)")
-        return str(region)
-
-    def client(self, service: str) -> Any:
-        """A client with standard retries (throttling and 5xx retried with backoff, at most 5 attempts in all)."""
-        found = self._clients.get(service)
-        if found is not None:
-            return found
-        from botocore.config import Config
-
-        with _LOCK:
-            if service not in self._clients:
-                config = Config(retries={"mode": "standard", "total_max_attempts": 5}, user_agent_extra="multicloud-cv")
-                self._clients[service] = self.session.client(service, region_name=self.region, config=config)
-            return self._clients[service]
 
     @property
     def sagemaker(self) -> Any:
@@ -189,15 +131,6 @@ class Clients:
     def runtime(self) -> Any:
         return self.client("sagemaker-runtime")
 
-    @property
-    def s3(self) -> Any:
-        return self.client("s3")
-
     def emulated(self) -> bool:
         """True when the SageMaker endpoint is on loopback: the real service never is."""
-        host = urlparse(str(self.sagemaker.meta.endpoint_url)).hostname or ""
-        return host in _LOOPBACK
-
-    def has_credentials(self) -> bool:
-        """Whether boto3's chain finds credentials (no network call)."""
-        return self.session.get_credentials() is not None
+        return self.on_loopback("sagemaker")
