@@ -28,6 +28,7 @@ class CleanupResult:
     deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     planned: list[str] = field(default_factory=list)
+    removed_jobs: list[str] = field(default_factory=list)
 
 
 def select(
@@ -55,8 +56,14 @@ def cleanup(
     everything: bool = False,
     dry_run: bool = False,
     now: float | None = None,
+    trainer_for: Callable[[str], Any] | None = None,
 ) -> CleanupResult:
-    """Undeploy the endpoints :func:`select` picks; ``deployer_for(provider)`` gives each provider's deployer."""
+    """Undeploy the endpoints :func:`select` picks; ``deployer_for(provider)`` gives each provider's deployer.
+
+    With ``trainer_for`` (``mcv cleanup --models``), also remove what the run's finished jobs (or, with
+    ``everything``, all finished jobs) left at their provider (:meth:`Trainer.remove`: model versions,
+    datasets, projects), after their endpoints are gone.
+    """
     result = CleanupResult()
     for record in select(store, run_id, everything, now):
         if dry_run:
@@ -69,4 +76,27 @@ def cleanup(
             result.failed[record.id] = str(exc)
             continue
         result.deleted.append(record.id)
+    if trainer_for is not None and (run_id is not None or everything):
+        _remove_jobs(store, trainer_for, run_id, dry_run, result)
     return result
+
+
+def _remove_jobs(
+    store: RunStore, trainer_for: Callable[[str], Any], run_id: str | None, dry_run: bool, result: CleanupResult
+) -> None:
+    from multicloud_cv.states import JobState
+
+    for job in store.jobs():
+        if (run_id is not None and job.run_id != run_id) or not JobState(job.state).is_terminal():
+            continue
+        if job.native_id is None or (job.native_state or "").endswith("(removed)"):
+            continue
+        if dry_run:
+            result.planned.append(job.id)
+            continue
+        try:
+            if trainer_for(job.provider).remove(job.id):
+                result.removed_jobs.append(job.id)
+        except MCVError as exc:
+            log.warning("could not remove job %s's resources (%s): %s", job.id, job.provider, exc)
+            result.failed[job.id] = str(exc)

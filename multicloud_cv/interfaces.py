@@ -90,6 +90,8 @@ class NativeEndpoint:
     failure_reason: str | None = None
     cost_per_hour_usd: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: True while the native state is on its way to ``state`` (SageMaker Deleting, Rekognition STOPPING).
+    settling: bool = False
 
 
 @dataclass
@@ -166,7 +168,7 @@ class ProviderPlugin(ABC):
     #: The compute kind a training spec without one gets (``cpu``, ``gpu`` or ``tpu``).
     default_compute: ClassVar[str] = "cpu"
     #: True when the service deletes endpoints asynchronously: :meth:`Deployer.undeploy` then polls
-    #: ``_describe_endpoint`` until the service no longer knows the endpoint (it may bill until then).
+    #: ``_describe_endpoint`` until the endpoint is gone or DELETED and settled (it may bill until then).
     undeploy_waits: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, str] | None = None, store: RunStore | None = None) -> None:
@@ -376,6 +378,32 @@ class Trainer(ProviderPlugin):
             return iter(())
         return self._logs(record.native_id)
 
+    def remove(self, job_id: str, timeout: float | None = 1800.0) -> bool:
+        """Delete what the job left at the provider (model versions, datasets, projects...); idempotent.
+
+        Polls the :meth:`_remove` hook until it says everything is gone (some services delete
+        asynchronously and in a required order). Returns False when the provider keeps nothing to remove.
+        """
+        record = self.store.job(job_id)
+        if record.native_id is None:
+            return False
+        if not JobState(record.state).is_terminal():
+            raise BadInput(f"job {job_id} is still {record.state}; cancel it or wait for it before removing it")
+        first = self._remove(record)
+        if first is None:
+            return False
+        if not first:
+            poll(
+                lambda: bool(self._remove(record)),
+                bool,
+                self.poll_schedule(),
+                timeout=timeout,
+                what=f"removal of job {job_id}'s resources",
+                hint=f"`mcv cleanup --models --run {record.run_id or '...'}` again finishes it",
+            )
+        self.store.update_job(job_id, native_state=f"{record.native_state} (removed)")
+        return True
+
     def resume(self, job_id: str) -> Job:
         """Continue an interrupted, failed or cancelled job from its last checkpoint."""
         self.check_capabilities(["resume"])
@@ -429,6 +457,11 @@ class Trainer(ProviderPlugin):
     def _logs(self, native_id: str) -> Iterator[str]:
         """Hook: the job's log lines."""
         return iter(())
+
+    def _remove(self, record: JobRecord) -> bool | None:
+        """Hook: take one step towards deleting the job's resources; True when all are gone, False to be called
+        again later (asynchronous deletes), ``None`` when the provider keeps nothing per job (the default)."""
+        return None
 
     def _resume(self, native_id: str, record: JobRecord) -> NativeJob:
         """Hook: restart the job from its last checkpoint."""
@@ -614,12 +647,13 @@ class Deployer(ProviderPlugin):
         )
 
     def _gone(self, record: EndpointRecord) -> bool:
-        """True once the service no longer knows the endpoint (its describe hook raises :class:`NotFound`)."""
+        """True once the endpoint stopped for good: the service no longer knows it (:class:`NotFound`) or its
+        state is DELETED and not still settling (a stopped Rekognition model stays listed, STOPPED)."""
         try:
-            self._describe_endpoint(record)
+            native = self._describe_endpoint(record)
         except NotFound:
             return True
-        return False
+        return native.state is EndpointState.DELETED and not native.settling
 
     def endpoints(self, include_deleted: bool = False) -> list[Endpoint]:
         """This provider's recorded endpoints, refreshed from the provider."""

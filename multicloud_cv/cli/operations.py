@@ -22,25 +22,46 @@ def _registry() -> Any:
 @click.command()
 @click.option("--run", "run_id", default=None, help="Delete the endpoints of this run.")
 @click.option("--all", "everything", is_flag=True, help="Delete every live endpoint, expired or not.")
+@click.option(
+    "--models", is_flag=True, help="With --run or --all: also delete the jobs' models, datasets and projects."
+)
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def cleanup(run_id: str | None, everything: bool, dry_run: bool, as_json: bool) -> None:
+def cleanup(run_id: str | None, everything: bool, models: bool, dry_run: bool, as_json: bool) -> None:
     """Delete endpoints whose --ttl has passed (or a run's, or all), so nothing keeps billing."""
     from multicloud_cv.cleanup import cleanup as run_cleanup
+    from multicloud_cv.errors import BadInput
     from multicloud_cv.runs import RunStore
 
+    if models and run_id is None and not everything:
+        raise BadInput("--models needs --run RUN or --all: say whose models to delete")
     registry = _registry()
-    result = run_cleanup(RunStore(), registry.deployer, run_id=run_id, everything=everything, dry_run=dry_run)
+    result = run_cleanup(
+        RunStore(),
+        registry.deployer,
+        run_id=run_id,
+        everything=everything,
+        dry_run=dry_run,
+        trainer_for=registry.trainer if models else None,
+    )
     if as_json:
-        click.echo(json.dumps({"deleted": result.deleted, "failed": result.failed, "planned": result.planned}))
+        document = {
+            "deleted": result.deleted,
+            "removed_jobs": result.removed_jobs,
+            "failed": result.failed,
+            "planned": result.planned,
+        }
+        click.echo(json.dumps(document))
     else:
         for endpoint_id in result.planned:
             click.echo(f"would delete {endpoint_id}")
         for endpoint_id in result.deleted:
             click.echo(f"deleted {endpoint_id}")
+        for job_id in result.removed_jobs:
+            click.echo(f"removed the resources of {job_id}")
         for endpoint_id, reason in result.failed.items():
             click.echo(f"could not delete {endpoint_id}: {reason}", err=True)
-        if not (result.planned or result.deleted or result.failed):
+        if not (result.planned or result.deleted or result.failed or result.removed_jobs):
             click.echo("nothing to clean up")
     if result.failed:
         sys.exit(1)

@@ -637,6 +637,7 @@ class SageMakerDeployer(_SageMakerBase, Deployer):
             native_id=name,
             state=ENDPOINT_STATES.get(status, EndpointState.CREATING),
             native_state=status,
+            settling=status == "Deleting",
             url=_invocation_url(self.aws.runtime, name),
             failure_reason=answer.get("FailureReason"),
             cost_per_hour_usd=hosting_cost_per_hour(
