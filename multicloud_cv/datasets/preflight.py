@@ -297,15 +297,16 @@ def _test_overlap(dataset: Dataset, limits: Limits, where: str) -> list[Finding]
     train_labels = {name for name, count in dataset.label_counts(dataset.split("train")).items() if count}
     if not test_labels or not train_labels:
         return []
-    overlap = len(test_labels & train_labels) / len(test_labels)
+    # Rekognition Custom Labels DG: "Overlaps are (common labels between test and train)/(train labels)"
+    overlap = len(test_labels & train_labels) / len(train_labels)
     if overlap >= limits.min_test_label_overlap:
         return []
     return [
         _error(
             "test-labels-unknown",
-            f"only {overlap:.0%} of the test labels appear in training; at least "
-            f"{limits.min_test_label_overlap:.0%} must{where}",
-            "re-split the dataset (mcv dataset split)",
+            f"the test split shares only {overlap:.0%} of the training labels; at least "
+            f"{limits.min_test_label_overlap:.0%} must also be in the test split{where}",
+            "re-split the dataset so the test split covers the training labels (mcv dataset split)",
         )
     ]
 

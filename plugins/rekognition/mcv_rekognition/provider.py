@@ -107,7 +107,11 @@ def _capabilities() -> Capabilities:
             "cancel": "Custom Labels has no call that stops a training in progress; remove the version afterwards",
             "resume": "Custom Labels has no call that resumes a training; train a new version",
         },
-        limits=capabilities_limits(),
+        # fit_images resizes and re-encodes images outside the side, format and byte limits before upload,
+        # so those are not refusals here; what it cannot fix (aspect ratio, counts) stays a limit.
+        limits=replace(
+            capabilities_limits(), min_image_side=None, max_image_side=None, image_formats=None, max_image_bytes=None
+        ),
     )
 
 
@@ -502,10 +506,16 @@ class RekognitionTrainer(_RekognitionBase, Trainer):
 
     def _failure(self, answer: Mapping[str, Any], state: Mapping[str, Any]) -> str:
         """StatusMessage verbatim, then the manifest summary's errors and the first bad lines with their images."""
-        from mcv_rekognition.results import first_line_errors, read_manifest_summary
+        from mcv_rekognition.results import (
+            TESTING_VALIDATION_NAME,
+            TRAINING_VALIDATION_NAME,
+            first_line_errors,
+            read_manifest_summary,
+        )
 
         reason = str(answer.get("StatusMessage") or "TRAINING_FAILED")
-        data = self._read_s3((answer.get("ManifestSummary") or {}).get("S3Object"))
+        where = (answer.get("ManifestSummary") or {}).get("S3Object") or {}
+        data = self._read_s3(where)
         if data is None:
             return reason
         try:
@@ -513,13 +523,14 @@ class RekognitionTrainer(_RekognitionBase, Trainer):
         except (ValueError, KeyError) as exc:
             return f"{reason} (the manifest summary could not be read: {exc})"
         details = [f"{e.code}: {e.message}" for e in summary.errors][:3]
-        for location in summary.validation_manifests()[:2]:
-            bucket, _, key = location.removeprefix("s3://").partition("/")
-            body = self._read_s3({"Bucket": bucket, "Name": key})
+        folder = str(where.get("Name", "")).rpartition("/")[0]
+        for name in (TRAINING_VALIDATION_NAME, TESTING_VALIDATION_NAME):  # beside the summary (DG "Getting the
+            key = f"{folder}/{name}" if folder else name  # validation results")
+            body = self._read_s3({"Bucket": where.get("Bucket"), "Name": key})
             if body is None:
                 continue
             for line in first_line_errors(body, limit=3):
-                details.append(f"{line.source_ref}: {', '.join(line.codes)}")
+                details.append(f"{line.source_ref or f'line {line.line}'}: {', '.join(line.codes)}")
         return reason + ("; " + "; ".join(details) if details else "")
 
     def _evaluation(self, answer: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
@@ -539,7 +550,7 @@ class RekognitionTrainer(_RekognitionBase, Trainer):
                 log.warning("the evaluation summary could not be read: %s", exc)
             else:
                 metrics.update(summary.as_metrics())
-                thresholds = summary.thresholds()
+                thresholds = {e.label: e.threshold for e in summary.per_label if e.threshold is not None}
         return metrics, thresholds
 
     def _training_cost(self, answer: Mapping[str, Any], state: Mapping[str, Any]) -> float | None:
