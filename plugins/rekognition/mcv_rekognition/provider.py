@@ -205,14 +205,6 @@ def _snake(operation: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 
 
-def _project_of(version_arn: str) -> str:
-    """``arn:...:project/<name>/<ts>`` from ``arn:...:project/<name>/version/<version>/<ts>``."""
-    head, sep, _ = version_arn.partition("/version/")
-    if not sep:
-        raise BadInput(f"'{version_arn}' is not a Rekognition model version ARN")
-    return head
-
-
 # -- training ------------------------------------------------------------------------------------
 
 
@@ -482,8 +474,8 @@ class RekognitionTrainer(_RekognitionBase, Trainer):
                     native_state="DATASET_INCOMPLETE",
                     failure_reason=(
                         f"the {kind.upper()} dataset holds {total} of the manifest's {lines} lines "
-                        f"({errors} with errors, {stats.get('LabeledEntries')} labeled): the service dropped lines; "
-                        "training stopped before it was billed. Check them with ListDatasetEntries"
+                        f"({errors} with errors, {stats.get('LabeledEntries')} labeled): the service rejected lines; "
+                        f"training stopped before it was billed{self._entry_errors(arn)}"
                     ),
                 )
         if pending:
@@ -494,6 +486,19 @@ class RekognitionTrainer(_RekognitionBase, Trainer):
                 progress="datasets: " + ", ".join(pending),
             )
         return None
+
+    def _entry_errors(self, dataset_arn: str, limit: int = 3) -> str:
+        """``: <image>: <codes>; ...`` for the first lines the service rejected (ListDatasetEntries HasErrors)."""
+        from mcv_rekognition.results import first_line_errors
+
+        try:
+            entries = self._call("ListDatasetEntries", DatasetArn=dataset_arn, HasErrors=True, MaxResults=limit)
+        except (BadInput, ServiceError) as exc:
+            log.info("could not list the rejected dataset entries: %s", exc)
+            return ""
+        lines = "\n".join(entries.get("DatasetEntries") or []).encode()
+        found = [f"{e.source_ref or f'line {e.line}'}: {', '.join(e.codes)}" for e in first_line_errors(lines, limit)]
+        return ": " + "; ".join(found) if found else ""
 
     def _read_s3(self, s3_object: Mapping[str, Any] | None) -> bytes | None:
         if not s3_object or not s3_object.get("Bucket") or not s3_object.get("Name"):
@@ -642,16 +647,20 @@ class RekognitionDeployer(_RekognitionBase, Deployer):
             if "ResourceInUse" not in str(exc):
                 raise
             log.info("model %s is already starting or running: using it", model.native_id)
-        record = self.store.endpoint(endpoint_id)
-        return self._describe_model(model.native_id or "", record)
+        return self._describe_model(self.store.endpoint(endpoint_id))
 
     def _describe_endpoint(self, record: EndpointRecord) -> NativeEndpoint:
-        return self._describe_model(record.native_id or "", record)
+        return self._describe_model(record)
 
-    def _describe_model(self, version_arn: str, record: EndpointRecord) -> NativeEndpoint:
+    def _model_version(self, record: EndpointRecord) -> dict[str, Any]:
+        """The model version an endpoint record serves (its project and version name live with the model)."""
+        info = self.store.model(record.model_id).info
+        return self._version(str(info["project_arn"]), str(info["version"]))
+
+    def _describe_model(self, record: EndpointRecord) -> NativeEndpoint:
         from multicloud_cv.cost import hosting_cost_per_hour
 
-        version = self._version(_project_of(version_arn), version_arn.split("/version/")[1].split("/")[0])
+        version = self._model_version(record)
         status = str(version["Status"])
         state, settling = MODEL_STATES.get(status, (EndpointState.CREATING, False))
         units = int(version.get("MinInferenceUnits") or self.options.min_inference_units)
@@ -668,7 +677,7 @@ class RekognitionDeployer(_RekognitionBase, Deployer):
             info["accrued_usd"] = round((float(until) - float(running_since)) / 3600.0 * per_hour, 6)
         return NativeEndpoint(
             native_id=str(version["ProjectVersionArn"]),
-            state=state if record.native_id or state is not EndpointState.DELETED else EndpointState.CREATING,
+            state=state,
             native_state=status,
             failure_reason=version.get("StatusMessage") if state is EndpointState.FAILED else None,
             cost_per_hour_usd=per_hour,
@@ -677,11 +686,10 @@ class RekognitionDeployer(_RekognitionBase, Deployer):
         )
 
     def _undeploy(self, record: EndpointRecord) -> None:
-        version_arn = record.native_id or ""
-        version = self._version(_project_of(version_arn), version_arn.split("/version/")[1].split("/")[0])
+        version = self._model_version(record)
         if version["Status"] in ("STOPPED", "TRAINING_COMPLETED", "STOPPING"):
-            raise NotFound(f"model {version_arn} is {version['Status']} already")
-        self._call("StopProjectVersion", ProjectVersionArn=version_arn)
+            raise NotFound(f"model {version['ProjectVersionArn']} is {version['Status']} already")
+        self._call("StopProjectVersion", ProjectVersionArn=version["ProjectVersionArn"])
 
 
 # -- predicting ----------------------------------------------------------------------------------
@@ -691,11 +699,13 @@ class RekognitionPredictor(_RekognitionBase, Predictor):
     """DetectCustomLabels with the image bytes; the answer in the shared schema."""
 
     def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes, params: PredictParams) -> Prediction:
+        from mcv_rekognition.images import fit_image_bytes
         from multicloud_cv.schema import Box, Detection, LabelScore, Prediction
 
         limit = self.capabilities.limits.max_predict_image_bytes
         if limit is not None and len(image) > limit:
             raise InvalidImage(f"{len(image)} bytes is over DetectCustomLabels' limit of {limit}; resize the image")
+        image = fit_image_bytes(image, limit)  # sides below 64 px or formats the service refuses: fixed as in training
         task = model.task or "classification"
         threshold = params.threshold
         if threshold is None and task != "classification":
