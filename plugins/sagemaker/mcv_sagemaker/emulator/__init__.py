@@ -22,7 +22,9 @@ botocore's models), :mod:`.control` (operations and the service's texts), :mod:`
 algorithms' API and container checks), :mod:`.training` (the state walk and real training with the local
 provider's engine), :mod:`.hosting` and :mod:`.serving` (endpoints, InvokeEndpoint, batch transform),
 :mod:`.faults` (injected faults), :mod:`.quotas` (instance quotas and the Service Quotas API), :mod:`.server`
-(HTTP), :mod:`.core` (start, stop, environment), :mod:`.store` (resources), :mod:`.s3io` and :mod:`.logs`.
+(HTTP), :mod:`.core` (start, stop, environment), :mod:`.store` (resources) and :mod:`.logs`; the generic parts (wire
+protocol, fault book, HTTP server, moto and S3, real training and ONNX serving) are the shared kit
+:mod:`multicloud_cv.emulation`.
 
 moto's state is process-wide (``moto.backends``): buckets, objects and roles outlive an emulator in the same
 process, and two emulators in one process share them. Give buckets unique names per test module.

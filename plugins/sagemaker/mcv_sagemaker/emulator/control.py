@@ -31,7 +31,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,6 @@ from mcv_sagemaker.emulator.hosting import EndpointRunner, TransformRunner
 from mcv_sagemaker.emulator.logs import ENDPOINT_GROUP, TRAINING_GROUP, TRANSFORM_GROUP, LogStream
 from mcv_sagemaker.emulator.protocol import ApiError, missing_member, validation_error
 from mcv_sagemaker.emulator.rules import algorithm_of_image, create_problems, no_objects_message, source
-from mcv_sagemaker.emulator.s3io import S3, split_uri
 from mcv_sagemaker.emulator.serving import ModelFailure
 from mcv_sagemaker.emulator.store import (
     Endpoint,
@@ -53,7 +51,10 @@ from mcv_sagemaker.emulator.store import (
     now,
     page,
 )
-from mcv_sagemaker.emulator.training import Limits, TrainingRunner
+from mcv_sagemaker.emulator.training import TrainingRunner
+from multicloud_cv.emulation.aws import S3, split_uri
+from multicloud_cv.emulation.service import Answer, JsonService, Target
+from multicloud_cv.emulation.training import Limits
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,14 @@ OPERATIONS = (
     "DeleteTags",
 )
 
-Answer = tuple[int, dict[str, str], bytes]
-"""HTTP status, headers, body."""
 
-
-class ControlPlane:
+class ControlPlane(JsonService):
     """The emulated account (see the module docstring). Thread-safe; one per emulator."""
+
+    product = "SageMaker"
+    validation_error = "ValidationException"
+    internal_error = "InternalFailure"
+    faults: FaultBook
 
     def __init__(
         self,
@@ -103,118 +106,29 @@ class ControlPlane:
         faults: FaultBook,
         closing: threading.Event,
     ) -> None:
+        super().__init__(faults, closing)
         self.region = region
         self.s3 = s3
         self.state_dir = state_dir
         self.pace = pace
         self.limits = limits
-        self.faults = faults
-        self.closing = closing
         self.store = Store(region)
         self.account = self.store.account
         self.quotas = quotas.Quotas(region, self.store.account)
-        self._calls: list[str] = []
-        self._calls_lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
         self.logs: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------------------------------- plumbing
 
-    def record(self, operation: str) -> None:
-        """Note an operation received (for :meth:`calls`)."""
-        with self._calls_lock:
-            self._calls.append(operation)
-
-    def calls(self, operation: str | None = None) -> list[str]:
-        """Operations received so far, in order (only ``operation``'s when given)."""
-        with self._calls_lock:
-            return [c for c in self._calls if operation is None or c == operation]
-
-    def _start(self, name: str, target: Callable[[], None]) -> threading.Thread:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        with self._calls_lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
-        thread.start()
-        return thread
-
-    def join(self, timeout: float) -> list[str]:
-        """Wait for the runner threads (after :attr:`closing` is set); the names of those still running."""
-        deadline = time.monotonic() + timeout
-        with self._calls_lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return [t.name for t in threads if t.is_alive()]
+    def targets(self) -> list[Target]:
+        """SageMaker's control plane and the Service Quotas API for its instance quotas."""
+        return [
+            Target(protocol.TARGET_PREFIX, protocol.CONTROL_SERVICE, self, OPERATIONS),
+            Target(quotas.TARGET_PREFIX, quotas.SERVICE, self.quotas, quotas.OPERATIONS),
+        ]
 
     def _stream(self, group: str, stream: str, key: str) -> LogStream:
         lines = self.logs.setdefault(key, [])
         return LogStream(self.s3.client("logs"), group, stream, lines)
-
-    @staticmethod
-    def _json(status: int, payload: dict[str, Any]) -> Answer:
-        return status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(payload).encode()
-
-    def _error(self, error: ApiError) -> Answer:
-        return self._json(error.status, error.body())
-
-    def _route(self, target: str) -> tuple[str, str, Any]:
-        """``(service, operation, object holding its _op_ methods)`` for an ``X-Amz-Target``."""
-        for prefix, service, owner in (
-            (protocol.TARGET_PREFIX, protocol.CONTROL_SERVICE, self),
-            (quotas.TARGET_PREFIX, quotas.SERVICE, self.quotas),
-        ):
-            if target.startswith(prefix):
-                return service, target[len(prefix) :], owner
-        return "", "", None
-
-    def handle(self, target: str, body: bytes) -> Answer:
-        """Serve one JSON 1.1 call; ``target`` is the ``X-Amz-Target`` header (SageMaker or Service Quotas)."""
-        service, operation, owner = self._route(target)
-        self.record(operation or target or "(none)")
-        op = protocol.operation_model(operation, service) if operation else None
-        if op is None:
-            return self._error(
-                ApiError("UnknownOperationException", f"Unknown operation: X-Amz-Target {target or '(missing)'}")
-            )
-        handler = getattr(owner, f"_op_{operation}", None)
-        if handler is None:
-            implemented = OPERATIONS if owner is self else quotas.OPERATIONS
-            return self._error(
-                ApiError(
-                    "NotImplementedException",
-                    f"The SageMaker emulator does not implement {operation}; it implements {', '.join(implemented)}.",
-                    status=501,
-                )
-            )
-        try:
-            fault = self.faults.take(operation, after_effect=False)
-            raw: dict[str, Any] = {}
-            if fault is not None:
-                if fault.delay:
-                    time.sleep(fault.delay)
-                if fault.raises:
-                    raise fault.api_error(operation, _loads(body))
-            raw = _loads(body)
-            params = protocol.decode_wire(op.input_shape, raw)
-            protocol.validate_request(op, params)
-            result = handler(params)
-            fault = self.faults.take(operation, after_effect=True)
-            if fault is not None:
-                raise fault.api_error(operation, raw)
-        except ApiError as error:
-            log.debug("%s -> %s", operation, error)
-            return self._error(error)
-        except Exception as exc:  # an emulator bug: answer as the service's internal failure would
-            log.exception("%s failed inside the emulator", operation)
-            return self._error(ApiError("InternalFailure", f"The emulator failed: {type(exc).__name__}: {exc}", 500))
-        problems = protocol.check_response(op, result)
-        if problems:
-            log.error("%s answer does not match botocore's output shape: %s", operation, problems)
-            return self._error(
-                ApiError("InternalFailure", f"Emulator answer does not match the model: {problems}", 500)
-            )
-        return self._json(200, protocol.encode_wire(result))
 
     # ------------------------------------------------------------------------------------------ checks
 
@@ -646,7 +560,7 @@ class ControlPlane:
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.raises:
-                return self._runtime_error(fault.api_error("InvokeEndpoint", {}))
+                return self._runtime_error(self.faults.error(fault, "InvokeEndpoint", {}))
         if len(body) > MAX_PAYLOAD:
             # pains.md S8 (sagemaker-python-sdk #171): botocore shows it as "An error occurred (413)".
             message = f"HTTP content length exceeded {MAX_PAYLOAD} bytes."
@@ -694,16 +608,3 @@ class ControlPlane:
             )
         headers = {"Content-Type": answer_type, "x-Amzn-Invoked-Production-Variant": endpoint.variant_name}
         return 200, headers, answer
-
-
-def _loads(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object (empty body: ``{}``)."""
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise ApiError("SerializationException", f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ApiError("SerializationException", "The request body must be a JSON object.")
-    return value

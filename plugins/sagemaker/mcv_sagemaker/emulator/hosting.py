@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcv_sagemaker.emulator.s3io import S3, split_uri
 from mcv_sagemaker.emulator.serving import JSON, LoadFailure, ModelFailure, load_model, output_key
 from mcv_sagemaker.emulator.store import Endpoint, Model, Store, TransformJob, now
+from multicloud_cv.emulation.aws import S3, split_uri
 
 if TYPE_CHECKING:
     from mcv_sagemaker.emulator.logs import LogStream

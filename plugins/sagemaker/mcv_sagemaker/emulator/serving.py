@@ -18,13 +18,13 @@ Contracts (cloud-apis.md 1.4, 1.6, 1.8):
   health check. Please check CloudWatch logs for this endpoint.") or, for a missing object, "Failed to
   download model data(bucket: b, key: k). ...".
 
-Models are served by the local provider's code: :class:`mcv_local.serving.session.OnnxModel` for
-classification, :class:`mcv_local.engine.detection_export.OnnxDetector` for detection; neither imports torch.
+Models are served by the shared :class:`multicloud_cv.emulation.serving.LoadedModel` (the local provider's
+:class:`~mcv_local.serving.session.OnnxModel` for classification, its ``OnnxDetector`` for detection;
+neither imports torch); archives are unpacked by :func:`multicloud_cv.emulation.serving.safe_extract`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
@@ -33,7 +33,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mcv_sagemaker.emulator.rules import IMAGE_CLASSIFICATION, OBJECT_DETECTION
-from mcv_sagemaker.emulator.s3io import S3, split_uri
+from multicloud_cv.emulation.aws import S3, split_uri
+from multicloud_cv.emulation.serving import ImageDecodeError, LoadedModel, decode_rgb, safe_extract
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +82,8 @@ class ServedModel:
         self.info = info
         self.algorithm = str(info["algorithm"])
         self.classes = [str(c) for c in info.get("classes", [])]
-        if self.algorithm == IMAGE_CLASSIFICATION:
-            from mcv_local.serving.session import OnnxModel
-
-            self.classifier: Any = OnnxModel(model_dir, intra_op_threads=threads)
-            self.detector: Any = None
-        else:
-            from mcv_local.engine.detection_export import OnnxDetector
-
-            self.classifier = None
-            self.detector = OnnxDetector(model_dir / "model.onnx", intra_op_threads=threads)
+        task = "detection" if self.algorithm == OBJECT_DETECTION else str(info.get("task") or "classification")
+        self.model = LoadedModel(model_dir, task, threads=threads)
 
     def answer(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         """``(response body, response content type)`` for one request; :class:`ModelFailure` otherwise."""
@@ -112,25 +105,19 @@ class ServedModel:
         return json.dumps(payload).encode(), JSON if not annotation else accept
 
     def _classify(self, body: bytes) -> dict[str, Any]:
-        from mcv_local.serving.errors import InvalidImage
-
         try:
-            (scores,) = self.classifier.predict_encoded([body])
-        except InvalidImage as exc:
+            scores = self.model.classify(body)
+        except ImageDecodeError as exc:
             raise ModelFailure(400, f"Unable to decode the input image: {exc}") from exc
-        return {"prediction": [float(v) for v in scores]}
+        return {"prediction": scores}
 
     def _detect(self, body: bytes, annotation: bool) -> dict[str, Any]:
-        import numpy as np
-        from PIL import Image, UnidentifiedImageError
-
         try:
-            with Image.open(io.BytesIO(body)) as opened:
-                pixels = np.asarray(opened.convert("RGB"))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            pixels = decode_rgb(body)
+        except ImageDecodeError as exc:
             raise ModelFailure(400, f"Unable to decode the input image: {exc}") from exc
         height, width = pixels.shape[:2]
-        found = self.detector.detect(pixels, score_threshold=DETECTION_SCORE_THRESHOLD)
+        found = self.model.detect(pixels, DETECTION_SCORE_THRESHOLD)
         if annotation:
             return {
                 "image_size": [{"width": int(width), "height": int(height), "depth": 3}],
@@ -147,15 +134,6 @@ class ServedModel:
                 ],
             }
         return {"prediction": [[float(label), float(score), x0, y0, x1, y1] for label, score, x0, y0, x1, y1 in found]}
-
-
-def _safe_extract(data: bytes, target: Path) -> None:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar.getmembers():
-            parts = PurePosixPath(member.name).parts
-            if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
-                raise tarfile.TarError(f"unsafe member {member.name!r}")
-        tar.extractall(target, filter="data")
 
 
 def load_model(
@@ -184,7 +162,7 @@ def load_model(
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     try:
-        _safe_extract(data, target)
+        safe_extract(data, target)
         info = json.loads((target / "emulator.json").read_text(encoding="utf-8"))
     except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
         raise LoadFailure(ping_failure(variant), f"{url} is not a model.tar.gz made by a training job: {exc}") from exc

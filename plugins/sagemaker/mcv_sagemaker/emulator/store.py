@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcv_sagemaker.emulator.protocol import timestamp, validation_error
+from multicloud_cv.emulation.aws import ACCOUNT
 
-ACCOUNT = "123456789012"
-"""moto's default account: the emulator's ARNs and moto's IAM roles share it."""
+__all__ = ["ACCOUNT", "Endpoint", "EndpointConfig", "Model", "Store", "TrainingJob", "TransformJob", "now", "page"]
 
 STATUS_MESSAGES = {
     "Starting": "Preparing the instances for training",

@@ -23,11 +23,12 @@ What the container would do, it does with this project's own code:
   the incremental-training checks (``num_layers``/``image_shape``/``num_classes``, or ``base_network``/
   ``num_classes``, must match the model in the ``model`` channel). An error while training is
   ``AlgorithmError: <error>``.
-* Training is the local provider's engine in this thread: image-classification trains ``small_cnn``
-  (``mcv_local.engine.train.train``) for ``min(epochs, max_epochs)`` epochs at ``min(image_shape,
-  max_image_size)`` pixels; object-detection trains the FCOS detector (``train_detector``) for ``max_steps``
-  steps at most, batch 4. The caps are written to the job's log. StopTrainingJob really stops it (the engine
-  polls the stop flag every few batches, the detector every step).
+* Training is the local provider's engine in this thread, through the shared
+  :mod:`multicloud_cv.emulation.training`: image-classification trains ``small_cnn`` for ``min(epochs,
+  max_epochs)`` epochs at ``min(image_shape, max_image_size)`` pixels; object-detection trains the FCOS
+  detector for ``max_steps`` steps at most, batch 4. The caps are written to the job's log.
+  StopTrainingJob really stops it (the engine polls the stop flag every few batches, the detector every
+  step).
 * ``<S3OutputPath>/<job>/output/model.tar.gz`` holds ``model.onnx`` (+ the engine's ``labels.json`` and
   metrics), ``model-shapes.json`` (``[{"shape": [batch, 3, H, W], "name": "data"}]`` as the MXNet artifacts
   have), ``hyperparameters.json`` (the job's, for incremental-training checks) and ``emulator.json``
@@ -46,7 +47,7 @@ import shutil
 import tarfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +59,10 @@ from mcv_sagemaker.emulator.rules import (
     instance_error,
     source,
 )
-from mcv_sagemaker.emulator.s3io import S3, split_uri
 from mcv_sagemaker.emulator.store import TrainingJob, now
+from multicloud_cv.emulation import training as kit
+from multicloud_cv.emulation.aws import S3, split_uri
+from multicloud_cv.emulation.training import Limits
 
 if TYPE_CHECKING:
     from mcv_sagemaker.emulator.logs import LogStream
@@ -68,7 +71,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECORDIO_MAGIC = b"\x0a\x23\xd7\xce"
-MODEL_FILES = ("model.onnx", "labels.json", "metrics.json", "detection_metrics.json")
 TRAIN_ACCURACY_IMAGES = 512
 
 #: The hyperparameters an incremental-training job must share with its base model (cloud-apis.md 1.6, 1.8).
@@ -76,16 +78,6 @@ INCREMENTAL_KEYS = {
     IMAGE_CLASSIFICATION: ("num_layers", "image_shape", "num_classes"),
     OBJECT_DETECTION: ("base_network", "num_classes"),
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The emulator's caps that keep real training small (written to each job's log)."""
-
-    max_epochs: int = 3
-    max_steps: int = 8
-    max_image_size: int = 64
-    threads: int = 1
 
 
 class ContainerFailure(Exception):
@@ -544,10 +536,6 @@ class TrainingRunner:
         return max(16, side - side % 4)
 
     def _train_classifier(self, dataset: Dataset, merged: dict[str, str], model_dir: Path) -> dict[str, Any]:
-        from mcv_local.engine.config import TrainConfig
-        from mcv_local.engine.errors import TrainingInterrupted
-        from mcv_local.engine.train import train
-
         multilabel = merged.get("multi_label", "0") == "1"
         epochs = min(int(merged["epochs"]), self.limits.max_epochs)
         size = self._image_size(merged)
@@ -563,56 +551,44 @@ class TrainingRunner:
         def sample(image: ImageRecord) -> tuple[str, list[int]]:
             return str(dataset.absolute(image)), list(image.labels)
 
-        config = TrainConfig(
-            task="multilabel" if multilabel else "classification",
-            classes=list(dataset.classes),
-            train=[sample(i) for i in dataset.split("train")],
-            val=[sample(i) for i in dataset.split("validation")],
-            backbone="small_cnn",
-            image_size=size,
-            channels=3,
-            epochs=epochs,
-            batch_size=batch,
-            seed=0,
-            num_threads=self.limits.threads,
-            pretrained=False,
-            patience=max(1, patience),
-        )
+        train = [sample(i) for i in dataset.split("train")]
 
-        def on_event(event: dict[str, Any]) -> None:
-            if event.get("event") == "epoch_end":
-                epoch = int(event["epoch"]) - 1
-                self.logs.write(
-                    f"Epoch[{epoch}] Train-loss={float(event['train_loss']):.6f}",
-                    f"Epoch[{epoch}] Validation-accuracy={float(event['val_accuracy']):.6f}",
-                    f"Epoch[{epoch}] Time cost={float(event['seconds']):.3f}",
-                )
+        def on_epoch(event: dict[str, Any]) -> None:
+            epoch = int(event["epoch"]) - 1
+            self.logs.write(
+                f"Epoch[{epoch}] Train-loss={float(event['train_loss']):.6f}",
+                f"Epoch[{epoch}] Validation-accuracy={float(event['val_accuracy']):.6f}",
+                f"Epoch[{epoch}] Time cost={float(event['seconds']):.3f}",
+            )
 
         try:
-            result = train(
-                config,
-                self.workdir / "scratch" / "train",
-                on_event=on_event,
-                should_stop=self._should_stop,
-                resume=False,
+            run = kit.train_classifier(
+                task="multilabel" if multilabel else "classification",
+                classes=list(dataset.classes),
+                train=train,
+                val=[sample(i) for i in dataset.split("validation")],
+                image_size=size,
+                epochs=epochs,
+                batch_size=batch,
+                threads=self.limits.threads,
+                patience=patience,
+                workdir=self.workdir / "scratch" / "train",
+                model_dir=model_dir,
                 model_id=self.job.name,
+                should_stop=self._should_stop,
+                on_epoch=on_epoch,
             )
-        except TrainingInterrupted as exc:
+        except kit.TrainingStopped as exc:
             raise StopRequested() from exc
-        for name in MODEL_FILES:
-            path = result.onnx_path.parent / name
-            if path.is_file():
-                shutil.copy2(path, model_dir / name)
-        val_accuracy = float(result.metrics.get("val_accuracy", 0.0))
-        train_accuracy = _classifier_accuracy(model_dir, config.train, multilabel)
+        train_accuracy = kit.classifier_accuracy(model_dir, train, multilabel, limit=TRAIN_ACCURACY_IMAGES)
         self.logs.write(f"Epoch[{epochs - 1}] Train-accuracy={train_accuracy:.6f}")
-        self.logs.write(f"Best validation accuracy {val_accuracy:.6f} (epoch {result.best_epoch})")
-        self._metrics({"train:accuracy": train_accuracy, "validation:accuracy": val_accuracy})
+        self.logs.write(f"Best validation accuracy {run.val_accuracy:.6f} (epoch {run.best_epoch})")
+        self._metrics({"train:accuracy": train_accuracy, "validation:accuracy": run.val_accuracy})
         shapes = [{"shape": [int(merged["mini_batch_size"]), 3, size, size], "name": "data"}]
         (model_dir / "model-shapes.json").write_text(json.dumps(shapes) + "\n", "utf-8")
         return {
             "algorithm": self.algorithm,
-            "task": config.task,
+            "task": "multilabel" if multilabel else "classification",
             "classes": list(dataset.classes),
             "num_classes": len(dataset.classes),
             "image_size": size,
@@ -620,49 +596,40 @@ class TrainingRunner:
         }
 
     def _train_detector(self, dataset: Dataset, merged: dict[str, str], model_dir: Path) -> dict[str, Any]:
-        from mcv_local.engine.detection import DetectionConfig, train_detector, weights_path
-        from mcv_local.engine.detection_export import export_detector
-        from mcv_local.engine.errors import EngineError, TrainingInterrupted
-
         size = self._image_size(merged)
         epochs = min(int(merged["epochs"]), self.limits.max_epochs)
         pretrained = merged.get("use_pretrained_model", "1") == "1"
         if pretrained:
-            try:
-                weights_path()
-            except EngineError as exc:
-                self.logs.write(f"No offline pretrained backbone ({exc}): training from scratch")
+            problem = kit.pretrained_backbone_problem()
+            if problem:
+                self.logs.write(f"No offline pretrained backbone ({problem}): training from scratch")
                 pretrained = False
         self.logs.write(
             f"Emulator caps: epochs {merged['epochs']} -> {epochs} (max_epochs), at most {self.limits.max_steps} "
             f"steps (max_steps), image_shape {merged['image_shape']} -> {size} px (max_image_size), "
             f"network FCOS-MobileNetV2 instead of SSD-{merged.get('base_network')}"
         )
-        config = DetectionConfig(
-            epochs=epochs,
-            max_steps=self.limits.max_steps,
-            batch_size=4,
-            seed=0,
-            threads=self.limits.threads,
-            pretrained=pretrained,
-            image_size=(size, size),
-            checkpoint=self.workdir / "scratch" / "train" / "detector.pt",
-            resume=False,
-            progress_every=1,
-        )
 
-        def on_progress(event: dict[str, Any]) -> None:
-            if event.get("event") == "step":
-                self.logs.write(f"Step[{event['step']}/{event['total']}] Train-loss={float(event['loss']):.6f}")
-            if self._should_stop():
-                raise TrainingInterrupted("stop requested")
+        def on_step(event: dict[str, Any]) -> None:
+            self.logs.write(f"Step[{event['step']}/{event['total']}] Train-loss={float(event['loss']):.6f}")
 
         try:
-            result = train_detector(dataset, config, self.workdir / "scratch" / "train", on_progress=on_progress)
-            export_detector(result.model, model_dir / "model.onnx", result.classes, result.image_size, self.job.name)
-        except TrainingInterrupted as exc:
+            kit.train_detector(
+                dataset,
+                image_size=(size, size),
+                epochs=epochs,
+                max_steps=self.limits.max_steps,
+                threads=self.limits.threads,
+                pretrained=pretrained,
+                workdir=self.workdir / "scratch" / "train",
+                onnx_path=model_dir / "model.onnx",
+                model_id=self.job.name,
+                should_stop=self._should_stop,
+                on_step=on_step,
+            )
+        except kit.TrainingStopped as exc:
             raise StopRequested() from exc
-        score = _detector_map50(model_dir / "model.onnx", dataset)
+        score = kit.detector_map50(model_dir / "model.onnx", dataset, dataset.split("validation"), "sagemaker")
         self.logs.write(f"#validation_score (mAP): {score:.6f}")
         self._metrics({"validation:mAP": score})
         shapes = [{"shape": [int(merged["mini_batch_size"]), 3, size, size], "name": "data"}]
@@ -711,65 +678,3 @@ def _merge(parts: list[Dataset], classes: list[str]) -> Dataset:
     tasks = [part.task for part in parts if part.images]
     task = "detection" if "detection" in tasks else "multilabel" if "multilabel" in tasks else "classification"
     return Dataset(root=Path("/"), classes=list(classes), images=images, task=task, source_format="sagemaker")
-
-
-def _classifier_accuracy(model_dir: Path, samples: list[tuple[str, list[int]]], multilabel: bool) -> float:
-    """Accuracy of the exported model on ``samples`` (multi-label: exact match of the 0.5-thresholded set)."""
-    from mcv_local.serving.session import OnnxModel
-
-    model = OnnxModel(model_dir, intra_op_threads=1)
-    chosen = samples[:TRAIN_ACCURACY_IMAGES]
-    correct = 0
-    for start in range(0, len(chosen), 64):
-        batch = chosen[start : start + 64]
-        scores = model.predict_encoded([Path(path).read_bytes() for path, _ in batch])
-        for row, (_, labels) in zip(scores, batch, strict=True):
-            if multilabel:
-                correct += int({i for i, p in enumerate(row) if p >= 0.5} == set(labels))
-            else:
-                correct += int(int(row.argmax()) == labels[0])
-    return correct / max(1, len(chosen))
-
-
-def _detector_map50(onnx_path: Path, dataset: Dataset) -> float:
-    """mAP at IoU 0.5 of the exported detector on the validation images (0.0 when none can be scored)."""
-    import numpy as np
-    from PIL import Image
-
-    from mcv_local.engine.detection_export import OnnxDetector
-    from multicloud_cv.evaluation_detection import score_detection
-    from multicloud_cv.schema import Prediction
-
-    detector = OnnxDetector(onnx_path, intra_op_threads=1)
-    images = dataset.split("validation")
-    predictions = []
-    for image in images:
-        with Image.open(dataset.absolute(image)) as opened:
-            pixels = np.asarray(opened.convert("RGB"))
-        found = detector.detect(pixels, score_threshold=0.05)
-        detections: list[dict[str, Any]] = [
-            {
-                "name": dataset.classes[label],
-                "index": label,
-                "confidence": score,
-                "box": {"x_min": x0, "y_min": y0, "x_max": x1, "y_max": y1},
-            }
-            for label, score, x0, y0, x1, y1 in found
-            if 0 <= label < len(dataset.classes)
-        ]
-        predictions.append(
-            Prediction.model_validate(
-                {
-                    "provider": "sagemaker",
-                    "model_id": "emulator",
-                    "task": "detection",
-                    "detections": detections,
-                    "latency_ms": 0.0,
-                }
-            )
-        )
-    if not images:
-        return 0.0
-    scores = score_detection(dataset, images, predictions)
-    value = scores.get("map50")
-    return float(value) if value is not None else 0.0
