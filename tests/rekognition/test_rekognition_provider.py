@@ -176,3 +176,20 @@ def test_cleanup_removes_version_datasets_and_project(emulator: Any, store: RunS
     assert result.deleted == [endpoint.id] and result.removed_jobs == [job.id], result
     arns = [p["ProjectArn"] for p in _client(emulator).describe_projects()["ProjectDescriptions"]]
     assert state["project_arn"] not in arns, "the project made for the job is gone"
+
+
+def test_training_validation_output_names_the_bad_lines(emulator: Any, store: RunStore, tmp_path: Path) -> None:
+    from multicloud_cv.datasets.model import BoxAnnotation
+    from multicloud_cv.testing.datasets import make_detection_dataset
+
+    boxes = make_detection_dataset(tmp_path / "det", per_split={"train": 12})
+    tiny_box = (BoxAnnotation(0, 10.0, 10.0, 10.5, 10.5),)
+    images = [
+        replace(i, boxes=tiny_box, split=None) if n % 4 else replace(i, split=None) for n, i in enumerate(boxes.images)
+    ]
+    trainer, _, _ = _roles(emulator, store)
+    with pytest.raises(JobFailed) as failure:  # no test split: the version trains from the manifest (AutoCreate)
+        trainer.train(TrainingSpec(dataset=replace(boxes, images=images), task=Task.DETECTION), timeout=300)
+    text = str(failure.value)
+    assert "ERROR_BOUNDING_BOX_TOO_SMALL" in text, text  # read back from the validation manifests in S3
+    assert ".png" in text, "the first bad lines are shown with the images they name"
