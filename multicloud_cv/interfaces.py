@@ -771,7 +771,9 @@ class Predictor(ProviderPlugin):
         """
         paths = expand_images(images)
         endpoint, model = self._ready_endpoint(endpoint_id)
-        payloads = [read_image_bytes(p, self._max_bytes()) for p in paths]
+        payloads: list[tuple[str | bytes, str | None]] = [
+            (str(p), str(p)) if _is_uri(p) else read_image_bytes(p, self._max_bytes()) for p in paths
+        ]
         params = PredictParams(top_k, threshold)
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(lambda item: self._predict_one(endpoint, model, item[0], params, item[1]), payloads))
@@ -794,7 +796,7 @@ class Predictor(ProviderPlugin):
         model = self.store.model(model_id)
         if model.provider != self.name:
             raise BadInput(f"model {model_id} was trained by '{model.provider}'; use --provider {model.provider}")
-        paths = expand_images(images)
+        paths = [Path(p) for p in expand_images(images) if not _is_uri(p) or _refuse_uri(str(p))]
         for path in paths:
             read_image_bytes(path, self._max_bytes())
         predictions = self._transform(model, paths, PredictParams(top_k, threshold), timeout)
@@ -826,11 +828,17 @@ class Predictor(ProviderPlugin):
         params: PredictParams,
         name: str | None = None,
     ) -> Prediction:
-        data, found_name = (
-            (image, name) if isinstance(image, bytes) and name else read_image_bytes(image, self._max_bytes())
-        )
         started = time.perf_counter()
-        prediction = self._predict(endpoint, model, data, params)
+        found_name: str | None
+        if _is_uri(image):
+            found_name = str(image)
+            prediction = self._predict_uri(endpoint, model, found_name, params)
+        else:
+            data, found_name = (
+                (image, name) if isinstance(image, bytes) and name else read_image_bytes(image, self._max_bytes())
+            )
+            started = time.perf_counter()
+            prediction = self._predict(endpoint, model, data, params)
         elapsed = (time.perf_counter() - started) * 1000.0
         return prediction.model_copy(
             update={
@@ -845,15 +853,32 @@ class Predictor(ProviderPlugin):
     def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes, params: PredictParams) -> Prediction:
         """Hook: send one image and convert the answer to the shared schema."""
 
+    def _predict_uri(self, endpoint: EndpointRecord, model: ModelRecord, uri: str, params: PredictParams) -> Prediction:
+        """Hook: predict an image the service reads from object storage itself (``s3://...``); default: refused."""
+        raise BadInput(f"provider '{self.name}' predicts from image files only, not {uri}: download it first")
 
-def expand_images(images: Iterable[str | Path] | str | Path) -> list[Path]:
-    """A folder becomes its image files (recursive, sorted); a list stays in order."""
+
+def _refuse_uri(uri: str) -> bool:
+    raise BadInput(f"batch prediction stages local image files; {uri} is remote: download it first")
+
+
+def _is_uri(image: object) -> bool:
+    """``s3://``, ``gs://``... given as a string (a :class:`Path` would have collapsed the ``//``)."""
+    return isinstance(image, str) and "://" in image and not image.startswith("file://")
+
+
+def expand_images(images: Iterable[str | Path] | str | Path) -> list[Path | str]:
+    """A folder becomes its image files (recursive, sorted); a list stays in order; ``s3://`` URIs stay strings."""
+    if _is_uri(images):
+        return [str(images)]
     if isinstance(images, (str, Path)):
         root = Path(images)
         if root.is_dir():
-            found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found: list[Path | str] = sorted(
+                p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
             if not found:
                 raise BadInput(f"{root}: folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
             return found
         return [root]
-    return [Path(p) for p in images]
+    return [str(p) if _is_uri(p) else Path(p) for p in images]

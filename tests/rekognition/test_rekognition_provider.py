@@ -124,6 +124,13 @@ def test_start_detect_stop_accrues_cost(emulator: Any, store: RunStore, tiny: An
     answer = predictor.predict(endpoint.id, image)
     assert answer.labels and answer.labels[0].name in tiny.classes
     assert 0.0 <= answer.labels[0].confidence <= 1.0
+    from mcv_rekognition.images import fit_image_bytes
+
+    s3 = boto3.client("s3", region_name=emulator.region)
+    s3.put_object(Bucket=BUCKET, Key="probe/one.jpg", Body=fit_image_bytes(image.read_bytes()))
+    from_s3 = predictor.predict(endpoint.id, f"s3://{BUCKET}/probe/one.jpg")  # Image.S3Object: no bytes sent
+    assert from_s3.image == f"s3://{BUCKET}/probe/one.jpg"
+    assert from_s3.labels[0].name == answer.labels[0].name
     strict = predictor.predict(endpoint.id, image, threshold=1.0)
     assert strict.labels == [] or strict.labels[0].confidence >= 1.0, "nothing above the threshold is not an error"
     stopped = deployer.undeploy(endpoint.id)

@@ -700,23 +700,36 @@ class RekognitionPredictor(_RekognitionBase, Predictor):
 
     def _predict(self, endpoint: EndpointRecord, model: ModelRecord, image: bytes, params: PredictParams) -> Prediction:
         from mcv_rekognition.images import fit_image_bytes
-        from multicloud_cv.schema import Box, Detection, LabelScore, Prediction
 
         limit = self.capabilities.limits.max_predict_image_bytes
         if limit is not None and len(image) > limit:
             raise InvalidImage(f"{len(image)} bytes is over DetectCustomLabels' limit of {limit}; resize the image")
         image = fit_image_bytes(image, limit)  # sides below 64 px or formats the service refuses: fixed as in training
+        return self._detect(endpoint, model, {"Bytes": image}, params)
+
+    def _predict_uri(self, endpoint: EndpointRecord, model: ModelRecord, uri: str, params: PredictParams) -> Prediction:
+        """An image the service reads from S3 itself (``Image.S3Object``; same bucket region as the model)."""
+        if not uri.startswith("s3://") or "/" not in uri[5:]:
+            raise InvalidImage(f"{uri}: DetectCustomLabels reads s3://bucket/key objects only")
+        bucket, _, key = uri[5:].partition("/")
+        return self._detect(endpoint, model, {"S3Object": {"Bucket": bucket, "Name": key}}, params)
+
+    def _detect(
+        self, endpoint: EndpointRecord, model: ModelRecord, image: dict[str, Any], params: PredictParams
+    ) -> Prediction:
+        from multicloud_cv.schema import Box, Detection, LabelScore, Prediction
+
         task = model.task or "classification"
         threshold = params.threshold
         if threshold is None and task != "classification":
             threshold = 0.5
-        request: dict[str, Any] = {"ProjectVersionArn": endpoint.native_id, "Image": {"Bytes": image}}
+        request: dict[str, Any] = {"ProjectVersionArn": endpoint.native_id, "Image": image}
         request["MinConfidence"] = 0.0 if threshold is None else threshold * 100.0
         started = time.perf_counter()
         try:
             answer = self._call("DetectCustomLabels", **request)
         except BadInput as exc:
-            if "InvalidImageFormat" in str(exc) or "ImageTooLarge" in str(exc):
+            if "InvalidImageFormat" in str(exc) or "ImageTooLarge" in str(exc) or "InvalidS3Object" in str(exc):
                 raise InvalidImage(str(exc)) from exc
             raise
         latency = (time.perf_counter() - started) * 1000.0
