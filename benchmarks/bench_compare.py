@@ -1,0 +1,125 @@
+"""`mcv compare` over local and every emulated cloud: does the providers' waiting really overlap?
+
+Target (issue 9): the wall time of one comparison over all providers is at most 1.3x the slowest
+single provider's comparison on the same dataset. Each run is the library's ``compare()`` with
+``retrain=True`` on a fresh run store, so nothing is reused between runs; the emulators (SageMaker,
+Rekognition Custom Labels) run in this process on 127.0.0.1 at a pace that makes their jobs wait
+like a service does (``--pace`` seconds per state), and train their real small models; the local
+provider trains on this machine. On 2 cores the training itself competes for the CPU, so the ratio
+also shows how much of each provider's time is waiting rather than work. Run::
+
+    python benchmarks/bench_compare.py                     # pace 0.5 s, 2 epochs, 3 x 12 images
+    python benchmarks/bench_compare.py --pace 1 --json .bench/compare.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from multicloud_cv.compare import compare
+from multicloud_cv.runs import RunStore
+from multicloud_cv.testing.data import make_tiny_dataset
+from multicloud_cv.testing.emulators import patched_environ
+
+PROVIDERS = ("local", "sagemaker", "rekognition")
+
+
+def _run(
+    dataset: Path, providers: tuple[str, ...], epochs: int, settings: dict[str, dict[str, str]], home: Path
+) -> dict:
+    home.mkdir(parents=True, exist_ok=True)
+    with patched_environ({"MCV_HOME": str(home)}):
+        started = time.perf_counter()
+        result = compare(
+            dataset,
+            list(providers),
+            epochs=epochs,
+            settings={p: settings[p] for p in providers if p in settings},
+            retrain=True,
+            store=RunStore(home / "runs.sqlite"),
+        )
+        seconds = time.perf_counter() - started
+    states = {r.provider: r.state for r in result.providers}
+    if any(state != "ok" for state in states.values()):
+        reasons = {r.provider: r.reason for r in result.providers if r.state != "ok"}
+        raise SystemExit(f"a provider did not finish: {reasons}")
+    return {"providers": list(providers), "seconds": round(seconds, 2), "states": states}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pace", type=float, default=0.5, help="emulator seconds per state")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--per-class", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (medians reported) after a warm-up")
+    parser.add_argument("--json", type=Path, default=Path(".bench/compare.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from mcv_rekognition.emulator import rekognition_emulator
+    from mcv_sagemaker.emulator import sagemaker_emulator
+
+    with tempfile.TemporaryDirectory(prefix="mcv-bench-compare-") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        dataset = make_tiny_dataset(root / "ds", train_per_class=args.per_class, test_per_class=4, fmt="JPEG")
+        sm = stack.enter_context(sagemaker_emulator(pace=args.pace, state_dir=root / "sm", bucket="bench-sm"))
+        rk = stack.enter_context(rekognition_emulator(pace=args.pace, state_dir=root / "rk", bucket="bench-rk"))
+        environment = {**sm.environment(), "AWS_ENDPOINT_URL_REKOGNITION": rk.endpoint_url}
+        stack.enter_context(patched_environ(dict(environment)))
+        poll = f"{max(0.05, args.pace / 2):g}"
+        settings = {
+            "sagemaker": {"region": sm.region, "bucket": "bench-sm", "role_arn": sm.role_arn, "poll_s": poll},
+            "rekognition": {"region": rk.region, "bucket": "bench-rk", "poll_s": poll},
+        }
+        _run(dataset, PROVIDERS, args.epochs, settings, root / "home-warmup")  # imports, first model loads
+        timings: dict[tuple[str, ...], list[float]] = {}
+        for number in range(args.rounds):
+            for group in [(p,) for p in PROVIDERS] + [PROVIDERS]:
+                run = _run(dataset, group, args.epochs, settings, root / f"home-{number}-{'-'.join(group)}")
+                timings.setdefault(group, []).append(run["seconds"])
+                print(f"  round {number + 1}: {' + '.join(group)}: {run['seconds']:.1f} s", flush=True)
+        singles = [{"providers": [p], "seconds": statistics.median(timings[(p,)])} for p in PROVIDERS]
+        together = {"providers": list(PROVIDERS), "seconds": statistics.median(timings[PROVIDERS])}
+    slowest = max(singles, key=lambda run: run["seconds"])
+    ratio = together["seconds"] / slowest["seconds"]
+    summed = sum(run["seconds"] for run in singles)
+    print()
+    print(
+        f"compare over {', '.join(PROVIDERS)} (emulator pace {args.pace} s, {args.epochs} epochs), "
+        f"medians of {args.rounds} rounds after a warm-up"
+    )
+    print()
+    print("| run | wall s |")
+    print("|---|---:|")
+    for run in singles:
+        print(f"| {run['providers'][0]} alone | {run['seconds']:.1f} |")
+    print(f"| all three, one compare | {together['seconds']:.1f} |")
+    print(f"| sum of the single runs (no overlap at all) | {summed:.1f} |")
+    print()
+    verdict = "meets" if ratio <= 1.3 else "misses"
+    print(f"together / slowest single ({slowest['providers'][0]}): {ratio:.2f}, {verdict} the target (<= 1.3)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "pace": args.pace,
+        "epochs": args.epochs,
+        "singles": singles,
+        "together": together,
+        "ratio_to_slowest": round(ratio, 3),
+        "sum_of_singles": round(summed, 2),
+    }
+    args.json.write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
