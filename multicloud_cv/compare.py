@@ -894,51 +894,13 @@ def _detail_lines(result: ProviderResult) -> list[str]:
 
 
 def report_html(comparison: Comparison) -> str:
-    """The comparison as one self-contained HTML page (the same content as :func:`report_markdown`)."""
-    from html import escape
+    """The comparison as one self-contained HTML page with charts: see :func:`multicloud_cv.report.report_html`.
 
-    def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-        head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
-        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    Needs plotly (the ``report`` extra); without it raises :class:`multicloud_cv.report.ReportDependencyMissing`.
+    """
+    from multicloud_cv.report import report_html as html_report
 
-    header, rows = summary_rows(comparison)
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>mcv compare {escape(comparison.compare_id)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}td:first-child,th:first-child"
-        "{text-align:left}</style></head><body>",
-        f"<h1>mcv compare {escape(comparison.compare_id)}</h1>",
-        *[f"<p>{escape(line)}</p>" for line in _heading(comparison)],
-        table(header, rows),
-        *[f"<p>{escape(line)}</p>" for line in _afterword(comparison)],
-    ]
-    for result in comparison.providers:
-        parts.append(f"<h2>{escape(result.provider)}</h2><ul>")
-        parts += [f"<li>{escape(line[2:])}</li>" for line in _detail_lines(_slim(result)) if line.startswith("- ")]
-        parts.append("</ul>")
-        evaluation = result.evaluation
-        if evaluation and evaluation.per_label:
-            parts.append(
-                table(
-                    ["label", "precision", "recall", "F1", "support"],
-                    [
-                        [r.name, f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", r.support]
-                        for r in evaluation.per_label
-                    ],
-                )
-            )
-        if evaluation and evaluation.confusion:
-            parts.append("<p>confusion (rows: true, columns: predicted)</p>")
-            parts.append(
-                table(
-                    ["", *evaluation.labels],
-                    [[evaluation.labels[i], *counts] for i, counts in enumerate(evaluation.confusion)],
-                )
-            )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return html_report(comparison)
 
 
 def _slim(result: ProviderResult) -> ProviderResult:

@@ -120,6 +120,10 @@ def compare_cmd(
     )
 
     names = parse_providers(providers)
+    if report_path is not None and report_path.suffix.lower() in (".html", ".htm"):
+        from multicloud_cv.report import require_plotly
+
+        require_plotly()  # refuse before any training, not after
     result = compare(
         dataset_path,
         names,

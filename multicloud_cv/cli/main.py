@@ -506,12 +506,13 @@ def demo(epochs: int, train_per_class: int, test_per_class: int, as_json: bool) 
 
 
 def _register_groups() -> None:
-    from multicloud_cv.cli import compare, operations
+    from multicloud_cv.cli import compare, cost, operations
     from multicloud_cv.cli.dataset import dataset_group
 
     cli.add_command(dataset_group)
     operations.register(cli)
     compare.register(cli)
+    cost.register(cli)
 
 
 _register_groups()
