@@ -17,12 +17,15 @@ without paying for boto3; sessions and clients are made on first use.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
+import re
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-from multicloud_cv.errors import ConfigError
+from multicloud_cv.errors import BadInput, ConfigError
 
 #: Variables that change which credentials or profile a session resolves (part of the session cache key).
 _SESSION_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
@@ -116,3 +119,29 @@ class AwsClients:
                 "no AWS credentials found: run `aws configure`, set AWS_PROFILE (or -o profile=...), "
                 "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
+
+
+def method_name(operation: str) -> str:
+    """The boto3 client method of an API operation: ``CreateTrainingJob`` -> ``create_training_job``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+@functools.cache
+def _service_model(service: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(service)
+
+
+def validate_request(service: str, operation: str, params: Mapping[str, Any]) -> None:
+    """botocore's own parameter validation of ``params`` against the service model shipped with botocore.
+
+    No network, no credentials. Raises :class:`BadInput` with botocore's report on one line.
+    """
+    from botocore.validate import ParamValidator
+
+    shape = _service_model(service).operation_model(operation).input_shape
+    report = ParamValidator().validate(dict(params), shape)
+    if report.has_errors():
+        problems = " ".join(report.generate_report().split())
+        raise BadInput(f"{operation} request is invalid for the {service} API: {problems}")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcv_rekognition import requests
 from mcv_rekognition.settings import SETTINGS, Clients, Options
-from multicloud_cv.aws import configured_region
+from multicloud_cv.aws import configured_region, method_name
 from multicloud_cv.capabilities import Capabilities
 from multicloud_cv.errors import BadInput, ConfigError, InvalidImage, NotFound, ServiceError
 from multicloud_cv.interfaces import (
@@ -173,7 +173,7 @@ class _RekognitionBase(ProviderPlugin):
         """One Rekognition call, its errors translated (botocore already retried throttling and 5xx)."""
         client = self.aws.rekognition
         try:
-            return getattr(client, _snake(operation))(**params)
+            return getattr(client, method_name(operation))(**params)
         except client.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             text = exc.response.get("Error", {}).get("Message") or str(exc)
@@ -197,12 +197,6 @@ class _RekognitionBase(ProviderPlugin):
         if not found:
             raise NotFound(f"model version {version} is not in project {project_arn}")
         return dict(found[0])
-
-
-def _snake(operation: str) -> str:
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 
 
 # -- training ------------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ lost answer finds its own resource, and ``mcv cleanup --models`` can tell ours a
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from multicloud_cv.aws import validate_request
 from multicloud_cv.errors import BadInput
 
 NAME_PREFIX = "mcv-"
@@ -68,19 +68,5 @@ def create_version(
     return params
 
 
-@functools.cache
-def _service_model(service: str) -> Any:
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model(service)
-
-
-def validate(service: str, operation: str, params: Mapping[str, Any]) -> None:
-    """botocore's own validation of ``params``; raise :class:`BadInput` with its report."""
-    from botocore.validate import ParamValidator
-
-    shape = _service_model(service).operation_model(operation).input_shape
-    report = ParamValidator().validate(dict(params), shape)
-    if report.has_errors():
-        problems = " ".join(report.generate_report().split())
-        raise BadInput(f"{operation} request is invalid for the {service} API: {problems}")
+#: botocore's own validation against the service model (:func:`multicloud_cv.aws.validate_request`).
+validate = validate_request

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcv_sagemaker import requests
 from mcv_sagemaker.settings import SETTINGS, Clients, Options
-from multicloud_cv.aws import configured_region
+from multicloud_cv.aws import configured_region, method_name
 from multicloud_cv.capabilities import Capabilities, Limits
 from multicloud_cv.errors import BadInput, ConfigError, InvalidImage, MCVError, NotFound, ServiceError
 from multicloud_cv.interfaces import (
@@ -202,7 +202,7 @@ class _SageMakerBase(ProviderPlugin):
         """One SageMaker control-plane call, its errors translated (botocore retried throttling and 5xx already)."""
         client = self.aws.sagemaker
         try:
-            return getattr(client, _snake(operation))(**params)
+            return getattr(client, method_name(operation))(**params)
         except client.exceptions.ResourceLimitExceeded as exc:
             raise ServiceError(f"{operation}: {_message(exc)} (ask for a quota increase in Service Quotas)") from exc
         except client.exceptions.ClientError as exc:
@@ -227,12 +227,6 @@ def _role_parts(role_arn: str | None) -> tuple[str | None, str | None]:
         return None, None
     account = role_arn.split(":")[4] or None
     return account, role_arn.rsplit("/", 1)[-1]
-
-
-def _snake(operation: str) -> str:
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 
 
 def _message(exc: Any) -> str:

@@ -12,12 +12,12 @@ a second one, and ``mcv cleanup`` can tell our resources apart. Tags carry the r
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcv_sagemaker.channels import Channel
+from multicloud_cv.aws import validate_request
 from multicloud_cv.errors import BadInput
 
 NAME_PREFIX = "mcv-"
@@ -126,19 +126,5 @@ def transform_job(
     }
 
 
-@functools.cache
-def _service_model(service: str) -> Any:
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model(service)
-
-
-def validate(service: str, operation: str, params: Mapping[str, Any]) -> None:
-    """botocore's own validation of ``params`` for ``operation``; raise :class:`BadInput` with its report."""
-    from botocore.validate import ParamValidator
-
-    shape = _service_model(service).operation_model(operation).input_shape
-    report = ParamValidator().validate(dict(params), shape)
-    if report.has_errors():
-        problems = " ".join(report.generate_report().split())
-        raise BadInput(f"{operation} request is invalid for the SageMaker API: {problems}")
+#: botocore's own validation against the service model (:func:`multicloud_cv.aws.validate_request`).
+validate = validate_request
