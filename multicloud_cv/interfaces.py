@@ -363,12 +363,19 @@ class Trainer(ProviderPlugin):
         return job
 
     def cancel(self, job_id: str) -> Job:
-        """Stop a job. Cancelling a finished job changes nothing and returns it as it is."""
+        """Stop a job. Cancelling a finished job changes nothing and returns it as it is, also when it finished
+        while the stop request was on its way (the service refuses the stop; the job is returned as it ended)."""
         job = self.status(job_id)
         if job.state.is_terminal() or job.native_id is None:
             return job
         self.check_capabilities(["cancel"])
-        self._cancel(job.native_id)
+        try:
+            self._cancel(job.native_id)
+        except BadInput:
+            after = self.status(job_id)  # it may have finished between the status call and the stop request
+            if after.state.is_terminal():
+                return after
+            raise
         return self.status(job_id)
 
     def logs(self, job_id: str) -> Iterator[str]:

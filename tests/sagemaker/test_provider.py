@@ -309,3 +309,28 @@ def test_boto3_profiles_keep_working(emulator: Any, store: RunStore, tmp_path: P
         assert trainer.aws.region == "us-east-1"
         assert trainer.aws.session.get_credentials().access_key == "teamkey"
         assert "TrainingJobSummaries" in trainer.aws.sagemaker.list_training_jobs()
+
+
+def test_cancel_racing_the_end_of_the_job_returns_it_as_it_ended(
+    emulator: Any, store: RunStore, recordio_job: Any
+) -> None:
+    from dataclasses import replace as _replace
+
+    from mcv_sagemaker.provider import SageMakerTrainer
+
+    class StaleFirstLook(SageMakerTrainer):
+        """Sees the job still running once, as a status call just before the job's last step would."""
+
+        looks = 0
+
+        def _describe(self, native_id: str, record: Any) -> Any:
+            native = super()._describe(native_id, record)
+            StaleFirstLook.looks += 1
+            return _replace(native, state=JobState.RUNNING, model=None) if StaleFirstLook.looks == 1 else native
+
+    store.update_job(recordio_job.id, state=JobState.RUNNING.value)  # as if the last look was mid-training
+    trainer = StaleFirstLook(settings(emulator), store=store)
+    stops = len(emulator.calls("StopTrainingJob"))
+    job = trainer.cancel(recordio_job.id)
+    assert len(emulator.calls("StopTrainingJob")) == stops + 1, "the stop was sent and refused (Completed)"
+    assert job.state is JobState.SUCCEEDED, "the job is returned as it ended, not as an error"
