@@ -50,6 +50,21 @@ def configured_region(profile: str | None) -> str | None:
     return parser.get(section, "region", fallback=None) or None
 
 
+def bucket_setting(values: Mapping[str, str]) -> str | None:
+    """The ``bucket`` setting: a bare S3 bucket name or ``None``; :class:`ConfigError` for ``s3://`` or a path."""
+    bucket = values.get("bucket") or None
+    if bucket and (bucket.startswith("s3://") or "/" in bucket):
+        raise ConfigError(f"bucket '{bucket}' must be a bare bucket name (no s3://, no /); put paths in 'prefix'")
+    return bucket
+
+
+def region_problems(region: str | None, profile: str | None) -> list[str]:
+    """``mcv providers``' readiness line for a missing region, found without importing boto3."""
+    if region or configured_region(profile):
+        return []
+    return ["no AWS region: set -o region=us-east-1 (or AWS_REGION, or a region in your AWS profile)"]
+
+
 def shared_session(profile: str | None, region: str | None) -> Any:
     """The process's boto3 session for ``profile`` and ``region`` (see the module docstring)."""
     import boto3

@@ -126,3 +126,27 @@ def redact(settings: Iterable[Setting], values: Mapping[str, str]) -> dict[str, 
     """A copy of ``values`` with every secret replaced by ``'***'`` (for logs and records)."""
     secret = {s.name for s in settings if s.secret}
     return {k: ("***" if k in secret else v) for k, v in values.items()}
+
+
+def positive_int(values: Mapping[str, str], key: str, default: int) -> int:
+    """``values[key]`` (or ``default`` when empty) as a whole number >= 1; :class:`ConfigError` naming the key."""
+    raw = values.get(key) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"setting '{key}' must be a whole number, got '{raw}'") from None
+    if value < 1:
+        raise ConfigError(f"setting '{key}' must be at least 1, got {value}")
+    return value
+
+
+def positive_float(values: Mapping[str, str], key: str, default: float) -> float:
+    """``values[key]`` (or ``default`` when empty) as a number > 0; :class:`ConfigError` naming the key."""
+    raw = values.get(key) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"setting '{key}' must be a number, got '{raw}'") from None
+    if value <= 0:
+        raise ConfigError(f"setting '{key}' must be positive, got {value:g}")
+    return value

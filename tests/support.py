@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -21,3 +25,32 @@ def run_mcv(
         stdin=subprocess.DEVNULL,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def emulator_process(provider: str, state_dir: Path, bucket: str, pace: float = 0.02) -> Iterator[dict[str, str]]:
+    """Run ``mcv emulate PROVIDER --json`` as a user would; yield the environment it prints; SIGTERM it after.
+
+    The emulator must stop by itself on SIGTERM, within 30 s, with exit code 0.
+    """
+    command = [sys.executable, "-m", "multicloud_cv.cli.main", "emulate", provider, "--pace", str(pace), "--json"]
+    process = subprocess.Popen(
+        [*command, "--state-dir", str(state_dir), "--bucket", bucket],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "no output"
+        yield json.loads(line)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert process.returncode == 0, process.stderr.read() if process.stderr else ""

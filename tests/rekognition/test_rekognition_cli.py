@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import run_mcv
+from support import emulator_process, run_mcv
 
 from multicloud_cv.testing.data import make_tiny_dataset
 from multicloud_cv.testing.suite import validate_document
@@ -20,28 +18,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def emulated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    state = tmp_path_factory.mktemp("emulate-rekognition")
-    command = [sys.executable, "-m", "multicloud_cv.cli.main", "emulate", "rekognition", "--pace", "0.02", "--json"]
-    process = subprocess.Popen(
-        [*command, "--state-dir", str(state), "--bucket", "cli-rekognition"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        yield json.loads(line)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    with emulator_process(
+        "rekognition", tmp_path_factory.mktemp("emulate-rekognition"), "cli-rekognition"
+    ) as environment:
+        yield environment
 
 
 @pytest.fixture(scope="module")

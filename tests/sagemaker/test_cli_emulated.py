@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import run_mcv
+from support import emulator_process, run_mcv
 
 from multicloud_cv.testing.data import make_tiny_dataset
 from multicloud_cv.testing.suite import validate_document
@@ -27,29 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def emulated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    state = tmp_path_factory.mktemp("emulate-state")
-    command = [sys.executable, "-m", "multicloud_cv.cli.main", "emulate", "sagemaker", "--pace", "0.02", "--json"]
-    process = subprocess.Popen(
-        [*command, "--state-dir", str(state), "--bucket", "cli-bucket"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        environment = json.loads(line)
+    with emulator_process("sagemaker", tmp_path_factory.mktemp("emulate-state"), "cli-bucket") as environment:
         yield environment
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcv_rekognition import requests
 from mcv_rekognition.settings import SETTINGS, Clients, Options
-from multicloud_cv.aws import configured_region, method_name
+from multicloud_cv.aws import configured_region, method_name, region_problems
 from multicloud_cv.capabilities import Capabilities
 from multicloud_cv.errors import BadInput, ConfigError, InvalidImage, NotFound, ServiceError
 from multicloud_cv.interfaces import (
@@ -152,9 +152,7 @@ class _RekognitionBase(ProviderPlugin):
             options = self.options
         except ConfigError as exc:
             return [str(exc)]
-        if options.region or configured_region(options.profile):
-            return []
-        return ["no AWS region: set -o region=us-east-1 (or AWS_REGION, or a region in your AWS profile)"]
+        return region_problems(options.region, options.profile)
 
     def access_policy(self) -> dict[str, Any] | None:
         """The caller's least-privilege policy and the bucket policy the service needs (nothing is sent)."""

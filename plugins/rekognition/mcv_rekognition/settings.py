@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from multicloud_cv.aws import AwsClients
-from multicloud_cv.config import Setting
+from multicloud_cv.aws import AwsClients, bucket_setting
+from multicloud_cv.config import Setting, positive_float, positive_int
 from multicloud_cv.errors import ConfigError
 
 SETTINGS = (
@@ -48,23 +48,16 @@ class Options:
     @classmethod
     def parse(cls, config: Mapping[str, str]) -> Options:
         """Read resolved settings; raise :class:`ConfigError` naming the key and the fix."""
-        bucket = config.get("bucket") or None
-        if bucket and (bucket.startswith("s3://") or "/" in bucket):
-            raise ConfigError(f"bucket '{bucket}' must be a bare bucket name (no s3://, no /); put paths in 'prefix'")
+        bucket = bucket_setting(config)
         project = config.get("project") or None
         if project and not _PROJECT_NAME.match(project):
             raise ConfigError(f"project '{project}' must be 1-255 characters of letters, digits, '_', '.', '-'")
-        low = _int(config, "min_inference_units", 1)
+        low = positive_int(config, "min_inference_units", 1)
         high_raw = config.get("max_inference_units") or ""
-        high = _int(config, "max_inference_units", 1) if high_raw else None
+        high = positive_int(config, "max_inference_units", 1) if high_raw else None
         if high is not None and high < low:
             raise ConfigError(f"max_inference_units {high} is below min_inference_units {low}")
-        try:
-            poll = float(config.get("poll_s") or 15)
-        except ValueError:
-            raise ConfigError(f"setting 'poll_s' must be a number, got '{config.get('poll_s')}'") from None
-        if poll <= 0:
-            raise ConfigError(f"setting 'poll_s' must be positive, got {poll:g}")
+        poll = positive_float(config, "poll_s", 15.0)
         return cls(
             region=config.get("region") or None,
             profile=config.get("profile") or None,
@@ -75,17 +68,6 @@ class Options:
             max_inference_units=high,
             poll_s=poll,
         )
-
-
-def _int(config: Mapping[str, str], key: str, default: int) -> int:
-    raw = config.get(key) or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"setting '{key}' must be a whole number, got '{raw}'") from None
-    if value < 1:
-        raise ConfigError(f"setting '{key}' must be at least 1, got {value}")
-    return value
 
 
 class Clients(AwsClients):

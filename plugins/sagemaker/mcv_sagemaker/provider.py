@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcv_sagemaker import requests
 from mcv_sagemaker.settings import SETTINGS, Clients, Options
-from multicloud_cv.aws import configured_region, method_name
+from multicloud_cv.aws import method_name, region_problems
 from multicloud_cv.capabilities import Capabilities, Limits
 from multicloud_cv.errors import BadInput, ConfigError, InvalidImage, MCVError, NotFound, ServiceError
 from multicloud_cv.interfaces import (
@@ -165,9 +165,7 @@ class _SageMakerBase(ProviderPlugin):
             options = self.options
         except ConfigError as exc:
             return [str(exc)]
-        if options.region or configured_region(options.profile):
-            return []
-        return ["no AWS region: set -o region=us-east-1 (or AWS_REGION, or a region in your AWS profile)"]
+        return region_problems(options.region, options.profile)
 
     def _require_credentials(self) -> None:
         self.aws.require_credentials()

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from multicloud_cv.aws import AwsClients
-from multicloud_cv.config import Setting
+from multicloud_cv.aws import AwsClients, bucket_setting
+from multicloud_cv.config import Setting, positive_float, positive_int
 from multicloud_cv.errors import ConfigError
 
 #: Input layouts for the built-in algorithms (cloud-apis.md 1.6 and 1.8).
@@ -72,9 +72,7 @@ class Options:
             raise ConfigError(
                 f"label_format '{label_format}' is not multi-hot or class-id; set -o label_format=multi-hot"
             )
-        bucket = config.get("bucket") or None
-        if bucket and (bucket.startswith("s3://") or "/" in bucket):
-            raise ConfigError(f"bucket '{bucket}' must be a bare bucket name (no s3://, no /); put paths in 'prefix'")
+        bucket = bucket_setting(config)
         return cls(
             region=config.get("region") or None,
             profile=config.get("profile") or None,
@@ -82,38 +80,16 @@ class Options:
             bucket=bucket,
             prefix=config.get("prefix", "mcv").strip("/"),
             instance_type=config.get("instance_type", "ml.p3.2xlarge"),
-            instance_count=_positive_int(config, "instance_count", 1),
-            volume_gb=_positive_int(config, "volume_gb", 50),
-            max_runtime_s=_positive_int(config, "max_runtime_s", 86400),
+            instance_count=positive_int(config, "instance_count", 1),
+            volume_gb=positive_int(config, "volume_gb", 50),
+            max_runtime_s=positive_int(config, "max_runtime_s", 86400),
             input_mode=mode,
             label_format=label_format,
             endpoint_instance_type=config.get("endpoint_instance_type", "ml.m5.xlarge"),
-            endpoint_instance_count=_positive_int(config, "endpoint_instance_count", 1),
+            endpoint_instance_count=positive_int(config, "endpoint_instance_count", 1),
             transform_instance_type=config.get("transform_instance_type", "ml.m5.xlarge"),
-            poll_s=_positive_float(config, "poll_s", 10.0),
+            poll_s=positive_float(config, "poll_s", 10.0),
         )
-
-
-def _positive_int(config: Mapping[str, str], key: str, default: int) -> int:
-    raw = config.get(key) or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"setting '{key}' must be a whole number, got '{raw}'") from None
-    if value < 1:
-        raise ConfigError(f"setting '{key}' must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(config: Mapping[str, str], key: str, default: float) -> float:
-    raw = config.get(key) or str(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"setting '{key}' must be a number, got '{raw}'") from None
-    if value <= 0:
-        raise ConfigError(f"setting '{key}' must be positive, got {value:g}")
-    return value
 
 
 class Clients(AwsClients):
