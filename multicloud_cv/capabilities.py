@@ -10,7 +10,8 @@ Feature names are plain strings of the form ``"<kind>:<value>"`` or a bare name:
 
 - ``task:classification`` (single-label), ``task:multilabel``, ``task:detection``
 - ``compute:cpu``, ``compute:gpu``, ``compute:tpu``
-- ``export:onnx``, ``export:tflite``, ``export:coreml``, ``export:savedmodel``
+- ``export:onnx``, ``export:tflite``, ``export:coreml``, ``export:savedmodel``, ``export:tensorflow`` (a frozen
+  graph), ``export:docker`` (a container build context)
 - ``incremental_training``, ``batch_prediction``, ``endpoint_ttl``, ``cancel``, ``resume``
 """
 
@@ -48,6 +49,8 @@ ALL_FEATURES: tuple[str, ...] = (
     "export:tflite",
     "export:coreml",
     "export:savedmodel",
+    "export:tensorflow",
+    "export:docker",
     "incremental_training",
     "batch_prediction",
     "endpoint_ttl",

@@ -3,8 +3,8 @@
 Public methods do the common work once for every provider (capability checks,
 preflight, run records, waiting with backoff, id lookup, idempotence, schema
 conversion) and call small abstract hooks that a plugin fills in. A plugin author writes
-the hooks (``_submit``, ``_describe``, ``_cancel``, ``_logs``; ``_deploy``,
-``_describe_endpoint``, ``_undeploy``; ``_predict``), nothing else.
+the hooks (``_submit``, ``_describe``, ``_cancel``, ``_logs``, ``_export``; ``_deploy``,
+``_describe_endpoint``, ``_undeploy``, ``_servable``; ``_predict``), nothing else.
 
 Hook contracts:
 
@@ -46,7 +46,7 @@ from multicloud_cv.waiting import Backoff, poll
 if TYPE_CHECKING:
     from multicloud_cv.datasets.model import Dataset
     from multicloud_cv.datasets.preflight import Finding, PreflightContext
-    from multicloud_cv.schema import Endpoint, Job, Plan, Prediction
+    from multicloud_cv.schema import Endpoint, Export, Job, Plan, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class ProviderPlugin(ABC):
 
 
 class Trainer(ProviderPlugin):
-    """Trains models. Public methods: plan, submit, train, status, wait, cancel, logs, resume."""
+    """Trains models. Public methods: plan, submit, train, status, wait, cancel, logs, resume, remove, export."""
 
     def plan(self, spec: TrainingSpec) -> Plan:
         """The native requests :meth:`submit` would send, in order, after the same checks; nothing is sent."""
@@ -422,6 +422,26 @@ class Trainer(ProviderPlugin):
         self.store.update_job(job_id, state=JobState.QUEUED.value, failure_reason=None, finished_at=None)
         return self._record_native(job_id, self._resume(record.native_id, record))
 
+    def export(self, model_id: str, fmt: str, out: Path | None = None) -> Export:
+        """Export a recorded model to ``fmt`` (``onnx``, ``tflite``, ``coreml``, ``tensorflow``, ``savedmodel``,
+        ``docker``) and unpack it into ``out`` (default ``<mcv data dir>/exports/<model_id>/<fmt>/``).
+
+        Refuses at once (:class:`BadInput`, exit 2) an unknown format, another provider's model and a format this
+        provider declared it cannot export (``export:<fmt>``). Nothing is half-written when the ``_export`` hook
+        or the unpacking fails. The export is recorded in the model's ``info["exports"]``; an ONNX export the
+        local provider can serve is also recorded as a ``local`` model (``local_model_id``), see
+        :mod:`multicloud_cv.exporting`.
+        """
+        from multicloud_cv.exporting import check_format, export_model
+
+        fmt = check_format(fmt)
+        model = self.store.model(model_id)
+        if model.provider != self.name:
+            raise BadInput(f"model {model_id} was trained by '{model.provider}'; export it with its own provider")
+        self.check_capabilities([f"export:{fmt}"])
+        self.ensure_ready()
+        return export_model(self, model, fmt, out)
+
     # hooks ---------------------------------------------------------------------------------------
 
     def _preflight_context(self, spec: TrainingSpec) -> PreflightContext | None:
@@ -472,6 +492,11 @@ class Trainer(ProviderPlugin):
 
     def _resume(self, native_id: str, record: JobRecord) -> NativeJob:
         """Hook: restart the job from its last checkpoint."""
+        raise NotImplementedError
+
+    def _export(self, model: ModelRecord, fmt: str, workdir: Path) -> Path:
+        """Hook: put ONE archive (zip or tar), file or folder of ``model`` exported as ``fmt`` into ``workdir``
+        (an empty folder) and return its path. Only called for formats the capabilities declare supported."""
         raise NotImplementedError
 
     # bookkeeping ---------------------------------------------------------------------------------
@@ -557,9 +582,8 @@ class Deployer(ProviderPlugin):
         self.ensure_ready()
         model = self.store.model(model_id)
         if model.provider != self.name:
-            raise BadInput(
-                f"model {model_id} was trained by '{model.provider}'; deploy it with --provider {model.provider}"
-            )
+            model = self._exported_model(model)
+            model_id = model.id
         if ttl_s is not None:
             self.check_capabilities(["endpoint_ttl"])
             if ttl_s <= 0:
@@ -672,7 +696,31 @@ class Deployer(ProviderPlugin):
                 )
         return out
 
+    def _exported_model(self, model: ModelRecord) -> ModelRecord:
+        """The model recorded for this provider from an export of ``model`` (``mcv export``); else :class:`BadInput`."""
+        for entry in (model.info.get("exports") or {}).values():
+            local_id = entry.get("local_model_id") if isinstance(entry, dict) else None
+            if not local_id:
+                continue
+            try:
+                exported = self.store.model(str(local_id))
+            except NotFound:
+                continue
+            if exported.provider == self.name:
+                log.info("deploying model %s, the %s export of %s", exported.id, self.name, model.id)
+                return exported
+        if self.name == "local":
+            raise BadInput(f"model {model.id} has no ONNX export: run mcv export {model.id} --format onnx")
+        raise BadInput(
+            f"model {model.id} was trained by '{model.provider}'; deploy it with --provider {model.provider}"
+        )
+
     # hooks ---------------------------------------------------------------------------------------
+
+    def _servable(self, folder: Path, fmt: str) -> NativeModel | None:
+        """Hook: what this provider would serve from an exported ``folder`` of format ``fmt`` (its task and labels
+        in a :class:`NativeModel`), ``None`` when it cannot serve it (the default)."""
+        return None
 
     @abstractmethod
     def _deploy(self, model: ModelRecord, endpoint_id: str, ttl_s: float | None) -> NativeEndpoint:

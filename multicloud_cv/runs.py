@@ -255,6 +255,11 @@ class RunStore:
             raise NotFound(f"no model '{model_id}' in the run records ({self.path}); train one with `mcv train`")
         return ModelRecord(**self._decode(row))
 
+    def update_model(self, model_id: str, **changes: Any) -> ModelRecord:
+        """Update some fields of a model (``info``, ``artifact``...) and return the new record."""
+        self._update("models", model_id, changes)
+        return self.model(model_id)
+
     def models(self) -> list[ModelRecord]:
         """Every model, oldest first."""
         return [ModelRecord(**self._decode(r)) for r in self._select("models")]

@@ -163,6 +163,23 @@ class Endpoint(_Model):
     emulated: bool = False
 
 
+class Export(_Model):
+    """Answer of ``mcv export --json``: a trained model exported to a file format and unpacked on this machine.
+
+    ``path`` is the folder the export was unpacked into (``files`` relative to it, sorted). ``local_model_id`` is
+    the model recorded for provider ``local`` when the folder holds an ONNX model the local server can serve
+    (``mcv deploy LOCAL_MODEL_ID`` or ``mcv deploy MODEL --provider local``), else ``None``.
+    """
+
+    model_id: str
+    provider: str
+    format: str = Field(description="onnx, tflite, coreml, tensorflow, savedmodel or docker")
+    path: str
+    files: list[str] = Field(default_factory=list)
+    local_model_id: str | None = None
+    emulated: bool = False
+
+
 class JobList(_Model):
     """Answer of ``mcv status --json`` without a job id: every recorded job."""
 
@@ -417,6 +434,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "plan": Plan,
     "endpoint": Endpoint,
     "endpoint_list": EndpointList,
+    "export": Export,
     "providers": ProvidersReport,
     "demo": DemoResult,
     "error": ErrorReport,

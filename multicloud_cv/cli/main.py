@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -331,13 +332,54 @@ def _print_endpoint(endpoint: Any, as_json: bool) -> None:
     callback=_duration_option,
     help="Delete the endpoint by itself after this long (e.g. 1h).",
 )
+@click.option(
+    "--provider",
+    "-p",
+    default=None,
+    help="Serve with another provider: `local` serves the model's ONNX export (see `mcv export`).",
+)
 @set_option
 @json_option
-def deploy(model_id: str, ttl_s: float | None, options: tuple[str, ...], as_json: bool) -> None:
+def deploy(model_id: str, ttl_s: float | None, provider: str | None, options: tuple[str, ...], as_json: bool) -> None:
     """Serve a trained model behind an endpoint."""
     record = _store().model(model_id)
-    deployer = _registry().deployer(record.provider, overrides=_options(options))
+    deployer = _registry().deployer(provider or record.provider, overrides=_options(options))
     _print_endpoint(deployer.deploy(model_id, ttl_s=ttl_s), as_json)
+
+
+@cli.command(name="export")
+@click.argument("model_id")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    required=True,
+    metavar="FORMAT",
+    help="onnx, tflite, coreml, tensorflow, savedmodel or docker (what the provider can export: `mcv providers`).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A new or empty folder to unpack into (default: the mcv data folder's exports/MODEL/FORMAT).",
+)
+@set_option
+@json_option
+def export_cmd(model_id: str, fmt: str, out: Path | None, options: tuple[str, ...], as_json: bool) -> None:
+    """Export a trained model to a file format and unpack it here; an ONNX export can be served locally."""
+    record = _store().model(model_id)
+    trainer = _registry().trainer(record.provider, overrides=_options(options))
+    result = trainer.export(model_id, fmt, out)
+    if as_json:
+        from multicloud_cv.cli.output import emit_json
+
+        emit_json(result)
+        return
+    click.echo(f"exported {result.model_id} ({result.provider}) as {result.format} to {result.path}")
+    for name in result.files:
+        click.echo(f"  {name}")
+    if result.local_model_id:
+        click.echo(f"  served locally as model {result.local_model_id}: mcv deploy {result.model_id} --provider local")
 
 
 @cli.command()

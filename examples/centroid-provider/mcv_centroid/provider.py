@@ -63,6 +63,8 @@ CAPABILITIES = Capabilities.declare(
         "export:tflite": "the model is a JSON file of centroids; there is no network graph to export",
         "export:coreml": "the model is a JSON file of centroids; there is no network graph to export",
         "export:savedmodel": "the model is a JSON file of centroids; there is no network graph to export",
+        "export:tensorflow": "the model is a JSON file of centroids; there is no network graph to export",
+        "export:docker": "the model is a JSON file of centroids; there is no network graph to export",
         "incremental_training": "training from scratch takes seconds; train again on the larger dataset",
         "endpoint_ttl": "endpoints are virtual (no server, no cost), so there is nothing to expire",
         "cancel": "training finishes inside submit, so there is never a running job to cancel",

@@ -64,6 +64,9 @@ JOB_STATES: dict[str, JobState] = {
     "CANCELLED": JobState.CANCELLED,
 }
 
+#: What ``mcv export MODEL --format onnx`` copies out of a local model folder.
+EXPORTED_SUFFIXES = (".onnx", ".json", ".txt", ".manifest")
+
 #: Hyperparameters the local trainer accepts (``-o`` is for settings; these come from ``--hp key=value``).
 HYPERPARAMETERS: dict[str, type] = {
     "backbone": str,
@@ -113,6 +116,8 @@ CAPABILITIES = Capabilities.declare(
         "export:tflite": "the local provider exports ONNX only",
         "export:coreml": "the local provider exports ONNX only",
         "export:savedmodel": "the local provider exports ONNX only",
+        "export:tensorflow": "the local provider exports ONNX only",
+        "export:docker": "the local provider exports ONNX only; its server is `mcv deploy`",
         "incremental_training": "the local provider trains from ImageNet weights; resume an interrupted job instead",
     },
     limits=Limits(min_images_per_label=2, min_labels=2, max_image_bytes=20 * 1024 * 1024),
@@ -292,6 +297,19 @@ class LocalTrainer(_LocalBase, Trainer):
             return iter(())
         return iter(path.read_text(encoding="utf-8", errors="replace").splitlines())
 
+    def _export(self, model: ModelRecord, fmt: str, workdir: Path) -> Path:
+        """ONNX only: the model folder as it is (``model.onnx`` with its metadata, ``labels.json``, metrics), without
+        training checkpoints."""
+        source = Path(model.artifact or "")
+        if not (source / "model.onnx").is_file():
+            raise NotFound(f"model {model.id} has no ONNX file at {source / 'model.onnx'}")
+        target = workdir / "model"
+        target.mkdir()
+        for path in sorted(source.iterdir()):
+            if path.is_file() and path.suffix in EXPORTED_SUFFIXES:
+                shutil.copy2(path, target / path.name)
+        return target
+
     def _resume(self, native_id: str, record: JobRecord) -> NativeJob:
         job_dir = jobs_dir() / native_id
         status = read_json(job_dir / "status.json") or {}
@@ -305,7 +323,19 @@ class LocalTrainer(_LocalBase, Trainer):
 
 
 class LocalDeployer(_LocalBase, Deployer):
-    """Serves a model on 127.0.0.1 from a detached onnxruntime HTTP server."""
+    """Serves a model on 127.0.0.1 from a detached onnxruntime HTTP server: a local engine export, or a Custom
+    Vision ONNX export folder (:mod:`mcv_local.serving.customvision_onnx`) recorded by ``mcv export``."""
+
+    def _servable(self, folder: Path, fmt: str) -> NativeModel | None:
+        if fmt != "onnx":
+            return None
+        from mcv_local.serving.customvision_onnx import describe
+
+        found = describe(folder)
+        if found is None:
+            return None
+        task, labels = found
+        return NativeModel(native_id=str(folder), labels=labels, task=task)
 
     def _deploy(self, model: ModelRecord, endpoint_id: str, ttl_s: float | None) -> NativeEndpoint:
         model_dir = Path(model.artifact or "")

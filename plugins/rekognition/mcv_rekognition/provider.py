@@ -103,6 +103,8 @@ def _capabilities() -> Capabilities:
             "export:tflite": "Custom Labels models are bound to the account and cannot be exported",
             "export:coreml": "Custom Labels models are bound to the account and cannot be exported",
             "export:savedmodel": "Custom Labels models are bound to the account and cannot be exported",
+            "export:tensorflow": "Custom Labels models are bound to the account and cannot be exported",
+            "export:docker": "Custom Labels models are bound to the account and cannot be exported",
             "incremental_training": "every Custom Labels version trains from scratch on the project's datasets",
             "cancel": "Custom Labels has no call that stops a training in progress; remove the version afterwards",
             "resume": "Custom Labels has no call that resumes a training; train a new version",

@@ -110,6 +110,8 @@ CAPABILITIES = Capabilities.declare(
         "export:tflite": "the built-in algorithms produce an MXNet model.tar.gz only",
         "export:coreml": "the built-in algorithms produce an MXNet model.tar.gz only",
         "export:savedmodel": "the built-in algorithms produce an MXNet model.tar.gz only",
+        "export:tensorflow": "the built-in algorithms produce an MXNet model.tar.gz only",
+        "export:docker": "the built-in algorithms produce an MXNet model.tar.gz only; it serves from SageMaker's image",
         "resume": "a stopped SageMaker training job cannot be resumed; train again from its model (--base-model)",
     },
     limits=Limits(

@@ -20,6 +20,10 @@ the event loop reads the next requests. ``--decode-threads N`` moves decoding to
 separate pool instead; ``--inference-threads 1 --intra-op-threads 2`` gives one
 multi-threaded session (lower latency for a single client, lower throughput).
 
+A model directory that is a Custom Vision ONNX export (``model.onnx`` in the service's export
+signature + ``labels.txt``) is served by :mod:`mcv_local.serving.customvision_onnx` with the
+same routes and answers (one request at a time per thread, no micro-batching).
+
 Command line::
 
     python -m mcv_local.serving.server --model-dir DIR --port P [--host 127.0.0.1]
@@ -512,10 +516,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_spinning=args.spin,
         solo_threads=args.solo_threads,
     ).resolved()
+    from mcv_local.serving.customvision_onnx import CustomVisionOnnx, create_customvision_app, is_customvision_folder
     from mcv_local.serving.detection_app import create_detection_app, load_detector, model_task
 
     try:
-        if model_task(Path(args.model_dir)) == "detection":
+        if is_customvision_folder(Path(args.model_dir)):
+            foreign = CustomVisionOnnx(args.model_dir, intra_op_threads=options.intra_op_threads)
+            foreign.run(np.zeros((foreign.height, foreign.width, 3), np.uint8))  # warm-up
+            app = create_customvision_app(foreign, options.max_body_bytes)
+            served_id = foreign.model_id
+        elif model_task(Path(args.model_dir)) == "detection":
             detector = load_detector(Path(args.model_dir), intra_op_threads=options.intra_op_threads)
             detector.detect(np.zeros((64, 64, 3), np.uint8), 0.5, 1)  # warm-up
             app = create_detection_app(detector, options.max_body_bytes)
