@@ -10,6 +10,8 @@ used up as it fires. Kinds:
   resource exists, the client sees the error: a retry then meets the service's "already exists" answer).
 * ``delay``: the answer waits this many seconds (client read timeouts).
 * ``slow``: the resource the request creates walks its states at ``pace * slow``.
+* ``retry_after`` (optional, seconds): for emulators whose service sends a ``Retry-After`` header with
+  throttling or unavailability answers (Custom Vision); the AWS JSON 1.1 emulators ignore it.
 
 Besides faults, the book queues job failures (:meth:`FaultBook.fail_next`): the next job the service
 creates ends failed with that reason (SageMaker's FailureReason, Rekognition's StatusMessage).
@@ -80,6 +82,7 @@ class Fault:
     after_effect: bool = False
     delay: float = 0.0
     slow: float | None = None
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.times < 1:
@@ -92,6 +95,8 @@ class Fault:
             raise ValueError(f"slow must be a positive factor, got {self.slow}")
         if self.delay < 0:
             raise ValueError(f"delay must not be negative, got {self.delay}")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError(f"retry_after must not be negative, got {self.retry_after}")
 
     @property
     def raises(self) -> bool:

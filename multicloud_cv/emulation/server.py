@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -33,6 +33,15 @@ if TYPE_CHECKING:
     from multicloud_cv.emulation.service import JsonService
 
 log = logging.getLogger(__name__)
+
+
+class CallLog(Protocol):
+    """What the ``/_emulator/calls`` route reads: a :class:`~multicloud_cv.emulation.service.JsonService` or
+    any other emulated service keeping a log of the calls it received (REST emulators log dicts)."""
+
+    def calls(self, operation: str | None = None) -> list[Any]:
+        """The calls received, in order (only ``operation``'s when given)."""
+        ...
 
 
 def response(status: int, headers: dict[str, str], body: bytes) -> Response:
@@ -65,11 +74,12 @@ def control_route(service: JsonService) -> Route:
 
 def admin_routes(
     admin: Any,
-    service: JsonService,
+    service: CallLog,
     fail_next: tuple[str, str, Callable[[str], None]] | None = None,
 ) -> list[Route]:
     """The ``/_emulator`` routes of ``admin`` (an emulator with ``inject``, ``faults``, ``region`` and
-    ``environment()``); ``fail_next`` is ``(path, JSON key, callable)`` for queued job failures."""
+    ``environment()``) and ``service`` (anything with ``calls(operation)``); ``fail_next`` is
+    ``(path, JSON key, callable)`` for queued job failures."""
     from starlette.routing import Route
 
     async def add_fault(request: Request) -> Response:

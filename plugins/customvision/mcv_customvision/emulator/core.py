@@ -1,0 +1,278 @@
+"""The Custom Vision emulator as one object: life cycle, keys, settings, faults, call log.
+
+:class:`CustomVisionEmulator` starts, on 127.0.0.1 only, one HTTP server (:mod:`.server`, the kit's
+:class:`~multicloud_cv.emulation.server.ServerThread`) answering both the training API and the prediction API
+(:mod:`.service`). The real SDK clients reach it with ``endpoint`` and the keys::
+
+    CustomVisionTrainingClient(emu.endpoint, ApiKeyCredentials(in_headers={"Training-key": emu.training_key}))
+    CustomVisionPredictionClient(emu.endpoint, ApiKeyCredentials(in_headers={"Prediction-key": emu.prediction_key}))
+
+:meth:`CustomVisionEmulator.provider_settings` gives the ``MCV_CUSTOMVISION_*`` settings that point ``mcv
+--provider customvision`` at it; :meth:`CustomVisionEmulator.environment` is empty (the SDK reads no environment
+variables) and exists for ``mcv emulate``. ``bucket`` is accepted and ignored (``mcv emulate`` passes one to
+every emulator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mcv_customvision.emulator.texts import TRAINING_CATALOGUE
+from mcv_customvision.limits import LIMITS
+from multicloud_cv.emulation.faults import Fault, FaultBook
+from multicloud_cv.emulation.training import Limits
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PACE = 0.05
+"""Seconds per state by default: fast enough for tests; ``mcv emulate`` may slow it down."""
+
+PREDICTION_RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mcv-emulated/providers/"
+    "Microsoft.CognitiveServices/accounts/mcv-prediction"
+)
+
+
+class CustomVisionEmulator:
+    """A loopback Custom Vision (training v3.4-preview and prediction v3.1 on one port).
+
+    Options: ``host`` (loopback only), ``port`` (0 picks a free one), ``pace`` (seconds per state),
+    ``state_dir`` (images, models, exports; a temporary folder removed at stop when not given), ``bucket``
+    (ignored), ``tier`` (``F0`` or ``S0``: the project, image and tag caps), ``training_key`` /
+    ``prediction_key`` (random hex when not given), and the training caps ``max_epochs`` (2), ``max_steps``
+    (6, detection), ``max_image_size`` (64 px) and ``threads`` (1).
+    """
+
+    name = "customvision"
+    title = "Custom Vision"
+    region = "emulated"
+
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        port: int = 0,
+        pace: float = DEFAULT_PACE,
+        state_dir: str | Path | None = None,
+        bucket: str | None = None,
+        tier: str = "S0",
+        training_key: str | None = None,
+        prediction_key: str | None = None,
+        max_epochs: int = 2,
+        max_steps: int = 6,
+        max_image_size: int = 64,
+        threads: int = 1,
+    ) -> None:
+        if host not in (LOOPBACK, "localhost"):
+            raise ValueError(f"the emulator listens on 127.0.0.1 only, not {host!r}")
+        if pace < 0:
+            raise ValueError(f"pace must not be negative, got {pace}")
+        self.host = LOOPBACK
+        self.port = int(port)
+        self.pace = float(pace)
+        self.bucket = bucket
+        self.tier = LIMITS.tier(tier).name
+        self.training_key = training_key or secrets.token_hex(16)
+        self.prediction_key = prediction_key or secrets.token_hex(16)
+        if self.training_key == self.prediction_key:
+            raise ValueError("the training and prediction keys must differ")
+        self.prediction_resource_id = PREDICTION_RESOURCE_ID
+        self.limits = Limits(max_epochs=max_epochs, max_steps=max_steps, max_image_size=max_image_size, threads=threads)
+        self.limits.check()
+        self._state_dir_given = state_dir is not None
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.faults = FaultBook(TRAINING_CATALOGUE)
+        self.closing = threading.Event()
+        self.control: Any = None
+        self._server: Any = None
+
+    # ------------------------------------------------------------------------------------------ life
+
+    @property
+    def started(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._server is not None
+
+    def start(self) -> CustomVisionEmulator:
+        """Start the HTTP server; return ``self``."""
+        if self.started:
+            return self
+        from mcv_customvision.emulator.server import build_app
+        from mcv_customvision.emulator.service import CustomVisionService
+        from multicloud_cv.emulation.server import ServerThread
+
+        self.closing.clear()
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="mcv-customvision-emulator-"))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.control = CustomVisionService(
+            faults=self.faults,
+            closing=self.closing,
+            keys={"training": self.training_key, "prediction": self.prediction_key},
+            tier=self.tier,
+            prediction_resource_id=self.prediction_resource_id,
+            state_dir=self.state_dir,
+            pace=self.pace,
+            limits=self.limits,
+        )
+        server = ServerThread(build_app(self.control, self), self.host, self.port, name="customvision-emulator-http")
+        self.port = int(server.port)
+        self.control.base_url = f"http://{self.host}:{self.port}"
+        server.start()
+        self._server = server
+        log.info("%s emulator on %s (tier %s), state in %s", self.title, self.endpoint, self.tier, self.state_dir)
+        return self
+
+    def stop(self) -> None:
+        """Stop training and export threads, then the server; remove a temporary state folder."""
+        if self._server is None:
+            return
+        self.closing.set()
+        try:
+            left = self.control.join(timeout=10.0)
+            if left:
+                log.warning("emulator threads still running at stop: %s", ", ".join(left))
+        finally:
+            server, self._server = self._server, None
+            server.stop()
+            if not self._state_dir_given and self.state_dir is not None:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+                self.state_dir = None
+        log.info("%s emulator stopped", self.title)
+
+    def __enter__(self) -> CustomVisionEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Start (when not started) and serve until interrupted (Ctrl-C or SIGTERM); then stop."""
+        import signal
+
+        self.start()
+        done = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
+    # ------------------------------------------------------------------------------------- addresses
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:PORT``: the training and the prediction API."""
+        if not self.started:
+            raise RuntimeError("the Custom Vision emulator is not started; use it as a context manager")
+        return f"http://{self.host}:{self.port}"
+
+    endpoint_url = endpoint
+
+    def environment(self) -> dict[str, str]:
+        """No environment variables: the SDK takes the endpoint and keys as arguments (``mcv emulate``)."""
+        return {}
+
+    def provider_settings(self) -> dict[str, str]:
+        """``MCV_CUSTOMVISION_*`` settings that make ``mcv --provider customvision`` use this emulator."""
+        endpoint = self.endpoint
+        return {
+            "MCV_CUSTOMVISION_TRAINING_ENDPOINT": endpoint,
+            "MCV_CUSTOMVISION_TRAINING_KEY": self.training_key,
+            "MCV_CUSTOMVISION_PREDICTION_ENDPOINT": endpoint,
+            "MCV_CUSTOMVISION_PREDICTION_KEY": self.prediction_key,
+            "MCV_CUSTOMVISION_PREDICTION_RESOURCE_ID": self.prediction_resource_id,
+            "MCV_CUSTOMVISION_POLL_S": f"{max(0.05, self.pace / 2):g}",
+        }
+
+    @contextlib.contextmanager
+    def patched_environment(self) -> Iterator[None]:
+        """Apply :meth:`provider_settings` (and :meth:`environment`) to ``os.environ`` for the block."""
+        from multicloud_cv.testing.emulators import patched_environ
+
+        values: dict[str, str | None] = {**self.environment(), **self.provider_settings()}
+        with patched_environ(values):
+            yield
+
+    # ---------------------------------------------------------------------------------------- faults
+
+    def inject(
+        self,
+        operation: str | None = None,
+        error: str | None = None,
+        status: int | None = None,
+        times: int = 1,
+        after_effect: bool = False,
+        message: str | None = None,
+        delay: float = 0.0,
+        slow: float | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Queue a fault for the next ``times`` calls of ``operation`` (``None``: any); see
+        :mod:`multicloud_cv.emulation.faults`. ``status=429`` answers the gateway's throttling with
+        ``Retry-After: retry_after`` (1 s by default); ``slow`` is accepted for symmetry and unused."""
+        self.faults.add(
+            Fault(
+                operation=operation,
+                error=error,
+                status=status,
+                message=message,
+                times=int(times),
+                after_effect=bool(after_effect),
+                delay=float(delay),
+                slow=None if slow is None else float(slow),
+                retry_after=None if retry_after is None else float(retry_after),
+            )
+        )
+
+    def fail_next_iteration(self, reason: str) -> None:
+        """The next iteration trained ends ``Failed`` with ``trainingErrorDetails`` = ``reason``."""
+        self.faults.fail_next(reason)
+
+    def reset_faults(self) -> None:
+        """Forget pending faults and queued iteration failures."""
+        self.faults.clear()
+
+    # --------------------------------------------------------------------------------------- inspect
+
+    def calls(self, operation: str | None = None) -> list[dict[str, Any]]:
+        """Calls received, in order: ``{"operation", "method", "path", "query", "status"}``."""
+        if self.control is None:
+            raise RuntimeError("the Custom Vision emulator is not started")
+        result: list[dict[str, Any]] = self.control.calls(operation)
+        return result
+
+    def project_ids(self) -> list[str]:
+        """The ids of the live projects."""
+        if self.control is None:
+            return []
+        result: list[str] = self.control.project_ids()
+        return result
+
+
+@contextlib.contextmanager
+def customvision_emulator(
+    pace: float = DEFAULT_PACE,
+    state_dir: str | Path | None = None,
+    tier: str = "S0",
+    **options: Any,
+) -> Iterator[CustomVisionEmulator]:
+    """Run a :class:`CustomVisionEmulator` for the block; it is stopped when the block ends, even on error."""
+    emulator = CustomVisionEmulator(pace=pace, state_dir=state_dir, tier=tier, **options)
+    with emulator:
+        yield emulator
