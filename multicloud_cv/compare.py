@@ -392,6 +392,7 @@ def _run_lane(lane: _Lane, options: _Options) -> ProviderResult:
         evaluation = _serve_and_score(lane, options, job.model_id, result)
         result.evaluation = evaluation.model_copy(update={"provider_reported": result.provider_reported or None})
         result.emulated = result.emulated or evaluation.emulated
+        _prediction_cost(result)
         if result.stage == "undeploy":  # scored, but an endpoint could not be deleted: it keeps costing money
             raise MCVError(result.reason or "an endpoint could not be deleted")
         result.state, result.reason, result.stage = "ok", None, None
@@ -858,12 +859,23 @@ def report_markdown(comparison: Comparison, details: bool = True) -> str:
     return "\n".join(out) + "\n"
 
 
+def _prediction_cost(result: ProviderResult) -> None:
+    """Fill the result's prediction cost per 1,000 images (the report's rule: price row, else hourly x latency)."""
+    from multicloud_cv.report import prediction_cost_per_1000
+
+    cost = prediction_cost_per_1000(result)
+    result.prediction_cost_per_1000_usd = cost.usd
+    result.prediction_cost_basis = cost.basis
+
+
 def _detail_lines(result: ProviderResult) -> list[str]:
     out = [
         f"- state: {result.state}" + (f" ({result.stage}): {result.reason}" if result.reason else ""),
         f"- job {result.job_id or '-'}, model {result.model_id or '-'}, endpoint {result.endpoint_id or '-'}"
         + (f" ({result.endpoint_state.value})" if result.endpoint_state else ""),
         f"- hosting cost per hour: {_money(result.hosting_cost_per_hour_usd)}",
+        f"- prediction cost per 1,000 images: {_money(result.prediction_cost_per_1000_usd)}"
+        + (f" ({result.prediction_cost_basis})" if result.prediction_cost_basis else ""),
     ]
     if result.hyperparameters:
         out.append("- hyperparameters: " + ", ".join(f"{k}={v}" for k, v in sorted(result.hyperparameters.items())))

@@ -402,6 +402,14 @@ class ProviderResult(_Model):
     )
     train_cost_usd: float | None = Field(default=None, description="the training job's cost, when known")
     hosting_cost_per_hour_usd: float | None = Field(default=None, description="the endpoint's cost per hour")
+    prediction_cost_per_1000_usd: float | None = Field(
+        default=None,
+        description="USD to predict 1,000 images: the per-request price where the service bills per request, else "
+        "an estimate from the hourly price and the measured p50 latency (one request at a time)",
+    )
+    prediction_cost_basis: str | None = Field(
+        default=None, description="how prediction_cost_per_1000_usd was found (price row, or the estimate's inputs)"
+    )
     emulated: bool = False
     warnings: list[str] = Field(default_factory=list, description="preflight warnings for this provider")
 

@@ -93,6 +93,7 @@ def test_local_and_centroid_share_one_split_failures_are_reported_and_reruns_res
     assert local.reused and local.job_id == first.providers[0].job_id
     assert centroid.reused and centroid.model_id == first.providers[1].model_id
     assert local.train_seconds is not None and local.train_seconds > 0
+    assert local.prediction_cost_per_1000_usd == 0.0 and local.prediction_cost_basis  # the local endpoint is free
     assert local.provider_reported.get("val_accuracy") is not None  # the provider's own number, beside ours
 
     # the same held-out images for both, the ones in the stored split file, which is not in the dataset folder
