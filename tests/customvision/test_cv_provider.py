@@ -267,10 +267,14 @@ def test_export_tflite_downloads_the_archive(trained: tuple[Any, Any], tmp_path:
     assert exported.local_model_id is None
 
 
-def test_plan_sends_nothing_and_shows_every_request(customvision_emulator: Any, store: RunStore, tiny: Dataset) -> None:
+def test_plan_sends_nothing_and_shows_every_request(
+    customvision_emulator: Any, store: RunStore, tiny: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
     trainer, _, _ = _roles(customvision_emulator, store)
     calls = len(customvision_emulator.calls())
-    plan = trainer.plan(TrainingSpec(dataset=tiny))
+    with caplog.at_level("WARNING", logger="mcv_customvision.provider"):
+        plan = trainer.plan(TrainingSpec(dataset=tiny))
+    assert "have a side under 256 px" in caplog.text  # 32 px images: accepted, upscaled by the service
     operations = [r.operation for r in plan.requests]
     assert operations[:2] == ["GetDomains", "CreateProject"] and operations[-1] == "TrainProject"
     assert operations.count("CreateTag") == 3

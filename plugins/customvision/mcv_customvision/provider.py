@@ -207,6 +207,14 @@ class CustomVisionTrainer(_CustomVisionBase, Trainer):
                 f"domain '{options.domain}' cannot export ({', '.join(wanted)}): only compact domains export; "
                 "use -o domain='General (compact)'"
             )
+        small = [image for image in spec.dataset.images if _short_side(spec.dataset, image) < LIMITS.min_image_side]
+        if small:  # accepted: the service upscales them (cloud-apis.md 8), which can cost accuracy
+            log.warning(
+                "%d image(s) have a side under %d px (e.g. %s): Custom Vision upscales them",
+                len(small),
+                LIMITS.min_image_side,
+                small[0].path,
+            )
         tier = LIMITS.tier(options.tier)
         images = len([i for i in spec.dataset.images if i.split != "test"])
         if images > tier.images:
@@ -448,6 +456,19 @@ class CustomVisionTrainer(_CustomVisionBase, Trainer):
             if str(export.platform) == platform and (export.flavor or None) == flavor:
                 return export
         return None
+
+
+def _short_side(dataset: Dataset, image: Any) -> int:
+    """The image's shorter side in pixels (its record, else its header; a large number when unknown)."""
+    from multicloud_cv.datasets.media import image_size, is_uri
+
+    if is_uri(image.path) and not (image.width and image.height):
+        return 1 << 30
+    try:
+        width, height = image_size(dataset, image)
+    except Exception:  # unreadable files are the preflight's to report
+        return 1 << 30
+    return int(min(width, height))
 
 
 def _project_params(name: str, domain_id: str, task: str) -> dict[str, Any]:
