@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from multicloud_cv.emulation.faults import Fault, FaultBook
+from multicloud_cv.emulation.server import Lifecycle
 
 if TYPE_CHECKING:
     from multicloud_cv.emulation.service import JsonService
@@ -187,7 +188,7 @@ def quiet_moto_gaps() -> None:
 # ------------------------------------------------------------------------------------------- emulator
 
 
-class AwsEmulator:
+class AwsEmulator(Lifecycle):
     """Base of a loopback AWS service with moto for every other AWS service (see the module docstring).
 
     Subclasses set :attr:`name`, :attr:`title`, :attr:`own_services` (boto3 names answered by the emulator)
@@ -322,28 +323,6 @@ class AwsEmulator:
 
     def __enter__(self) -> AwsEmulator:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Start (when not started) and serve until interrupted (Ctrl-C or SIGTERM); then stop."""
-        import signal
-
-        self.start()
-        done = threading.Event()
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()
 
     # -------------------------------------------------------------------------------------- addresses
 

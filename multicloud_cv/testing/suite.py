@@ -8,6 +8,11 @@ Contract for subclasses: set ``provider_name``; optionally ``min_accuracy``, ``e
 ``cancel_epochs`` and override the fixtures ``provider_config`` (settings mapping, e.g.
 emulator endpoints), ``train_hyperparameters`` and ``detection_hyperparameters``.
 
+Multi-label path: a provider that declares ``task:multilabel`` also trains one multi-label model on a
+tiny set of images holding one to three shapes, deploys it, and must answer labels in the shared
+schema (names matching indices, confidences 0..1 sorted) and be scored by the common evaluation
+code; a provider that declares it unsupported must refuse such a job before recording anything.
+
 Detection path: a provider that declares ``task:detection`` also trains one detector on a
 tiny detection set (exact boxes, a negative image), deploys it, and must answer boxes in the
 shared schema (class names matching indices, boxes normalised, ``top_k`` capping the count)
@@ -170,7 +175,68 @@ class ProviderConformance:
         yield endpoint
         deployer.undeploy(endpoint.id)
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def multilabel_dataset(cls, conformance_home: Path) -> Dataset:
+        from multicloud_cv.testing.datasets import make_multilabel_dataset
+
+        return make_multilabel_dataset(
+            conformance_home / "multilabel", per_split={"train": 30, "validation": 4, "test": 6}, size=(64, 48)
+        )
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def multilabel_endpoint(
+        cls,
+        trainer: Trainer,
+        deployer: Deployer,
+        multilabel_dataset: Dataset,
+        train_hyperparameters: dict[str, Any],
+    ) -> Iterator[Any]:
+        """A deployed multi-label model, or ``None`` when the provider declares multi-label unsupported."""
+        if not trainer.capabilities.supports(Task.MULTILABEL.feature):
+            yield None
+            return
+        spec = TrainingSpec(
+            dataset=multilabel_dataset,
+            task=Task.MULTILABEL,
+            epochs=cls.epochs,
+            hyperparameters=dict(train_hyperparameters),
+        )
+        job = trainer.train(spec, timeout=600)
+        assert job.state is JobState.SUCCEEDED and job.model_id is not None, job.failure_reason
+        endpoint = deployer.deploy(job.model_id, timeout=300)
+        yield endpoint
+        deployer.undeploy(endpoint.id)
+
     # -- the checks --------------------------------------------------------------------------------
+
+    def test_multilabel_answers_labels_or_is_refused(
+        self,
+        trainer: Trainer,
+        predictor: Predictor,
+        multilabel_endpoint: Any,
+        multilabel_dataset: Dataset,
+        store: RunStore,
+    ) -> None:
+        if multilabel_endpoint is None:  # declared unsupported: refused before anything is recorded
+            before = len(store.jobs())
+            with pytest.raises(UnsupportedFeature, match="task:multilabel"):
+                trainer.submit(TrainingSpec(dataset=multilabel_dataset, task=Task.MULTILABEL))
+            assert len(store.jobs()) == before
+            return
+        image = multilabel_dataset.absolute(multilabel_dataset.split("test")[0])
+        prediction = predictor.predict(multilabel_endpoint.id, image, threshold=0.0)
+        validate_document("prediction", prediction)
+        assert prediction.task == "multilabel" and prediction.labels and not prediction.detections
+        for found in prediction.labels:
+            assert multilabel_dataset.classes[found.index] == found.name and 0.0 <= found.confidence <= 1.0
+        confidences = [found.confidence for found in prediction.labels]
+        assert confidences == sorted(confidences, reverse=True)
+        evaluation = evaluate_endpoint(predictor, multilabel_endpoint.id, multilabel_dataset, split="test")
+        validate_document("evaluation", evaluation)
+        assert evaluation.task == "multilabel" and evaluation.num_images == len(multilabel_dataset.split("test"))
+        assert evaluation.macro_f1 is not None
 
     def test_detection_answers_boxes_or_is_refused(
         self,

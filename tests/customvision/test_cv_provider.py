@@ -1,11 +1,11 @@
 """The Custom Vision provider through the real Custom Vision SDK against the Custom Vision emulator.
 
-The conformance suite (classification and detection: train, publish, predict, evaluate, unpublish); then what only
-Custom Vision has: Multilabel projects, image-by-image reading of a partial (207) upload with the project deleted
-after a refusal, throttled (429) calls retried after Retry-After, the tier's project cap checked before anything is
-created, a failed iteration's details shown verbatim, the iteration's reported performance kept beside our own
-evaluation, exports (refused on a non-compact domain; ONNX served by the local provider with the same answers as
-the published iteration) and cleanup leaving no project.
+The conformance suite (classification, multi-label and detection: train, publish, predict, evaluate, unpublish);
+then what only Custom Vision has: Multilabel projects on a non-compact domain, image-by-image reading of a partial
+(207) upload with the project deleted after a refusal, throttled (429) calls retried after Retry-After, the tier's
+project cap checked before anything is created, a failed iteration's details shown verbatim, the iteration's
+reported performance kept beside our own evaluation, exports (refused on a non-compact domain; ONNX served by the
+local provider with the same answers as the published iteration) and cleanup leaving no project.
 """
 
 from __future__ import annotations

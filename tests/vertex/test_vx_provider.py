@@ -1,10 +1,10 @@
 """The Vertex AI provider through google-cloud-aiplatform (REST transport) against the Vertex emulator.
 
 The conformance suite on both routes (custom: our trainer as a package in a CustomJob, served by our serving code;
-automl: Dataset, ImportData, AutoML TrainingPipeline), each for classification and detection; then what only Vertex
-has: a capacity stock-out resubmitted through the fallback list, the bucket's location checked against the job's,
-throttled and unavailable calls retried, the ONNX export of a custom model served locally, batch prediction, and
-cleanup leaving no job, model, endpoint or dataset.
+automl: Dataset, ImportData, AutoML TrainingPipeline), each for classification, multi-label and detection; then
+what only Vertex has: a capacity stock-out resubmitted through the fallback list, the bucket's location checked
+against the job's, throttled and unavailable calls retried, the ONNX export of a custom model served locally,
+batch prediction, and cleanup leaving no job, model, endpoint or dataset.
 """
 
 from __future__ import annotations

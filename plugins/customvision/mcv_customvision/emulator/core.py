@@ -28,6 +28,7 @@ from typing import Any
 from mcv_customvision.emulator.texts import TRAINING_CATALOGUE
 from mcv_customvision.limits import LIMITS
 from multicloud_cv.emulation.faults import Fault, FaultBook
+from multicloud_cv.emulation.server import Lifecycle
 from multicloud_cv.emulation.training import Limits
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ PREDICTION_RESOURCE_ID = (
 )
 
 
-class CustomVisionEmulator:
+class CustomVisionEmulator(Lifecycle):
     """A loopback Custom Vision (training v3.4-preview and prediction v3.1 on one port).
 
     Options: ``host`` (loopback only), ``port`` (0 picks a free one), ``pace`` (seconds per state),
@@ -150,28 +151,6 @@ class CustomVisionEmulator:
 
     def __enter__(self) -> CustomVisionEmulator:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Start (when not started) and serve until interrupted (Ctrl-C or SIGTERM); then stop."""
-        import signal
-
-        self.start()
-        done = threading.Event()
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()
 
     # ------------------------------------------------------------------------------------- addresses
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mcv_local.serving.errors import InvalidImage, ModelLoadError
+from mcv_local.serving.errors import ModelLoadError
 from mcv_local.serving.session import DEFAULT_THRESHOLD, DEFAULT_TOP_K, available_cores, check_options, decode_image
 
 log = logging.getLogger(__name__)
@@ -290,51 +290,20 @@ def describe(model_dir: Path) -> tuple[str, list[str]] | None:
 
 def create_customvision_app(model: CustomVisionOnnx, max_body_bytes: int) -> Any:
     """The Starlette app serving ``model`` (``POST /v1/predict``, ``GET /healthz``, ``GET /v1/metadata``)."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
+    from mcv_local.serving.responses import one_model_app
 
-    from mcv_local.serving.responses import error_response, http_error, invalid_image_response, read_body
+    def answer(body: bytes, parsed: tuple[int | None, float | None], started: float) -> dict[str, Any]:
+        top_k, threshold = parsed
+        return model.predict(body, top_k=top_k, threshold=threshold)
 
-    health_body = json.dumps({"status": "ok", "model_id": model.model_id}).encode()
-    metadata_body = json.dumps(model.metadata_dict()).encode()
-
-    async def predict(request: Request) -> Response:
-        try:
-            top_k, threshold = _parse_query(request.query_params)
-        except ValueError as exc:
-            return error_response(400, str(exc))
-        body = await read_body(request, max_body_bytes)
-        if not isinstance(body, bytes):
-            return body  # the error answer
-        try:
-            result = await run_in_threadpool(model.predict, body, top_k=top_k, threshold=threshold)
-        except InvalidImage as exc:
-            return invalid_image_response(exc, request)
-        except Exception as exc:
-            log.exception("prediction failed")
-            return error_response(500, f"prediction failed: {type(exc).__name__}: {exc}")
-        return Response(json.dumps(result).encode(), media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return Response(health_body, media_type="application/json")
-
-    async def metadata(request: Request) -> Response:
-        return Response(metadata_body, media_type="application/json")
-
-    app = Starlette(
-        routes=[
-            Route("/v1/predict", predict, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/v1/metadata", metadata, methods=["GET"]),
-        ],
-        exception_handlers={HTTPException: http_error},
+    return one_model_app(
+        answer,
+        _parse_query,
+        {"status": "ok", "model_id": model.model_id},
+        model.metadata_dict(),
+        max_body_bytes,
+        state={"model": model},
     )
-    app.state.model = model
-    return app
 
 
 def _parse_query(params: Any) -> tuple[int | None, float | None]:

@@ -11,7 +11,6 @@ image at a time, so requests are not micro-batched: each runs in a worker thread
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,7 +20,6 @@ import numpy as np
 
 from mcv_local.engine.detection_export import OnnxDetector
 from mcv_local.serving.errors import InvalidImage, ModelLoadError
-from mcv_local.serving.responses import error_response, http_error, invalid_image_response, read_body
 
 log = logging.getLogger(__name__)
 
@@ -114,48 +112,19 @@ def detect_result(detector: OnnxDetector, data: bytes, threshold: float, top_k: 
 
 def create_detection_app(detector: OnnxDetector, max_body_bytes: int) -> Any:
     """The Starlette app serving ``detector`` (``/v1/predict``, ``/healthz``, ``/v1/metadata``)."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
+    from mcv_local.serving.responses import one_model_app
 
     model_id = detector.metadata.get("mcv.model_id", "")
-    health_body = json.dumps({"status": "ok", "model_id": model_id}).encode()
-    metadata_body = json.dumps({"task": "detection", "labels": detector.labels, **detector.metadata}).encode()
 
-    async def predict(request: Request) -> Response:
-        start = time.perf_counter()
-        try:
-            threshold, top_k = parse_detection_query(request.query_params)
-        except ValueError as exc:
-            return error_response(400, str(exc))
-        body = await read_body(request, max_body_bytes)
-        if not isinstance(body, bytes):
-            return body  # the error answer
-        try:
-            result = await run_in_threadpool(detect_result, detector, body, threshold, top_k, start)
-        except InvalidImage as exc:
-            return invalid_image_response(exc, request)
-        except Exception as exc:
-            log.exception("detection failed")
-            return error_response(500, f"prediction failed: {type(exc).__name__}: {exc}")
-        return Response(json.dumps(result).encode(), media_type="application/json")
+    def answer(body: bytes, parsed: tuple[float, int], started: float) -> dict[str, Any]:
+        threshold, top_k = parsed
+        return detect_result(detector, body, threshold, top_k, started)
 
-    async def healthz(request: Request) -> Response:
-        return Response(health_body, media_type="application/json")
-
-    async def metadata(request: Request) -> Response:
-        return Response(metadata_body, media_type="application/json")
-
-    app = Starlette(
-        routes=[
-            Route("/v1/predict", predict, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/v1/metadata", metadata, methods=["GET"]),
-        ],
-        exception_handlers={HTTPException: http_error},
+    return one_model_app(
+        answer,
+        parse_detection_query,
+        {"status": "ok", "model_id": model_id},
+        {"task": "detection", "labels": detector.labels, **detector.metadata},
+        max_body_bytes,
+        state={"detector": detector},
     )
-    app.state.detector = detector
-    return app

@@ -5,6 +5,7 @@ Every error is JSON ``{"error": "<one line>"}`` with the right status, so client
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcv_local.serving.errors import InvalidImage
@@ -63,3 +64,70 @@ async def http_error(request: Any, exc: Exception) -> Any:
     else:
         message = str(getattr(exc, "detail", "")) or f"HTTP {status}"
     return JSONResponse({"error": message}, status_code=status, headers=getattr(exc, "headers", None))
+
+
+def one_model_app(
+    answer: Callable[[bytes, Any, float], dict[str, Any]],
+    parse_query: Callable[[Any], Any],
+    health: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    max_body_bytes: int,
+    state: Mapping[str, Any] | None = None,
+) -> Any:
+    """A Starlette app serving one model on one worker thread pool.
+
+    ``POST /v1/predict``: the query parsed by ``parse_query`` (``ValueError`` -> 400), the body read within
+    ``max_body_bytes`` (413), then ``answer(body, parsed, started)`` in the thread pool (``started`` is the
+    request's ``perf_counter`` start, for ``latency_ms``); :class:`InvalidImage` -> 400, anything else -> 500
+    with one line. ``GET /healthz`` and ``GET /v1/metadata`` answer the given documents; ``state`` goes to
+    ``app.state``.
+    """
+    import json
+    import logging
+    import time
+
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    log = logging.getLogger(__name__)
+    health_body = json.dumps(dict(health)).encode()
+    metadata_body = json.dumps(dict(metadata)).encode()
+
+    async def predict(request: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            parsed = parse_query(request.query_params)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        body = await read_body(request, max_body_bytes)
+        if not isinstance(body, bytes):
+            return body  # the error answer
+        try:
+            result = await run_in_threadpool(answer, body, parsed, started)
+        except InvalidImage as exc:
+            return invalid_image_response(exc, request)
+        except Exception as exc:
+            log.exception("prediction failed")
+            return error_response(500, f"prediction failed: {type(exc).__name__}: {exc}")
+        return Response(json.dumps(result).encode(), media_type="application/json")
+
+    async def healthz(request: Any) -> Any:
+        return Response(health_body, media_type="application/json")
+
+    async def metadata_route(request: Any) -> Any:
+        return Response(metadata_body, media_type="application/json")
+
+    app = Starlette(
+        routes=[
+            Route("/v1/predict", predict, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/metadata", metadata_route, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    return app

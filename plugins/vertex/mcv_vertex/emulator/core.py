@@ -24,6 +24,7 @@ from typing import Any
 
 from mcv_vertex.emulator.texts import CATALOGUE
 from multicloud_cv.emulation.faults import Fault, FaultBook
+from multicloud_cv.emulation.server import Lifecycle
 from multicloud_cv.emulation.training import Limits
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ DEFAULT_BUCKET = "mcv-emulated"
 KINDS = ("customJobs", "trainingPipelines", "datasets", "models", "endpoints", "batchPredictionJobs")
 
 
-class VertexEmulator:
+class VertexEmulator(Lifecycle):
     """A loopback Vertex AI (v1 REST) with its Cloud Storage.
 
     Options: ``host`` (loopback only), ``port`` (0 picks a free one), ``pace`` (seconds per state), ``state_dir``
@@ -163,28 +164,6 @@ class VertexEmulator:
 
     def __enter__(self) -> VertexEmulator:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Start (when not started) and serve until interrupted (Ctrl-C or SIGTERM); then stop."""
-        import signal
-
-        self.start()
-        done = threading.Event()
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()
 
     # ------------------------------------------------------------------------------------- addresses
 
