@@ -59,3 +59,25 @@ def test_against_cloud_storage(gcs: Any) -> None:
     assert bucket_access(gcs, "mcv-access-test", "123", "custom", None).warnings == []
     skipped = bucket_access(gcs, "mcv-access-test", None, "automl", None)
     assert skipped.warnings == [] and "project number is unknown" in skipped.notes[0]
+
+
+def test_quota_limits_by_region() -> None:
+    from google.cloud import cloudquotas_v1 as q
+
+    from mcv_vertex.checks import quota_limit, quota_problems
+
+    metric = "aiplatform.googleapis.com/custom_model_training_nvidia_t4_gpus"
+    info = q.QuotaInfo(
+        metric=metric,
+        dimensions_infos=[
+            q.DimensionsInfo(dimensions={"region": "us-central1"}, details=q.QuotaDetails(value=0)),
+            q.DimensionsInfo(dimensions={}, details=q.QuotaDetails(value=4)),
+        ],
+    )
+    assert quota_limit([info], metric, "us-central1") == 0
+    assert quota_limit([info], metric, "europe-west4") == 4  # the region-less default
+    assert quota_limit([info], "aiplatform.googleapis.com/other", "us-central1") is None
+    (problem,) = quota_problems({metric: 0}, {metric: 1}, "us-central1")
+    assert problem.startswith("The following quota metrics exceed quota limits: " + metric)
+    assert quota_problems({metric: -1}, {metric: 64}, "us-central1") == []  # unlimited
+    assert quota_problems({metric: None}, {metric: 1}, "us-central1") == []  # unknown: not checked

@@ -139,6 +139,25 @@ def test_bucket_in_another_location_is_refused_before_the_job(
     assert len(emulator_env.calls("CreateCustomJob")) == before
 
 
+def test_accelerator_quota_checked_before_the_job(emulator_env: Any, store: RunStore, tiny: Dataset) -> None:
+    from mcv_vertex.machines import quota_metric
+
+    metric = quota_metric("NVIDIA_TESLA_T4")
+    assert metric == "aiplatform.googleapis.com/custom_model_training_nvidia_t4_gpus"
+    trainer, _, _ = _roles(emulator_env, store, scale_tier="BASIC_GPU")
+    emulator_env.set_quota(metric, "us-central1", 0)
+    before = len(emulator_env.calls("CreateCustomJob"))
+    try:
+        with pytest.raises(
+            BadInput, match=r"exceed quota limits: .*t4_gpus \(limit 0 in us-central1, the job needs 1\)"
+        ):
+            trainer.submit(TrainingSpec(dataset=tiny, epochs=1))
+    finally:
+        emulator_env.set_quota(metric, "us-central1", 8)
+    assert len(emulator_env.calls("CreateCustomJob")) == before
+    assert emulator_env.calls("ListQuotaInfos")
+
+
 def test_throttled_and_unavailable_calls_are_retried(
     emulator_env: Any, store: RunStore, trained: Any, tiny: Dataset
 ) -> None:

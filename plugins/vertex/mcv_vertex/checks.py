@@ -120,3 +120,65 @@ def bucket_access(
         return found
     found.warnings += reader_warnings(bucket, policy.bindings, principals)
     return found
+
+
+def quota_limit(infos: Iterable[Any], metric: str, region: str) -> int | None:
+    """The limit of ``metric`` in ``region`` among Cloud Quotas ``QuotaInfo`` messages (``-1``: unlimited);
+    ``None`` when no info names the metric. A region-less dimensions info is the default for every region."""
+    default: int | None = None
+    for info in infos:
+        if str(info.metric) != metric:
+            continue
+        for dims in info.dimensions_infos:
+            value = int(dims.details.value)
+            where = dict(dims.dimensions).get("region")
+            if where == region or region in list(dims.applicable_locations or []):
+                return value
+            if not where:
+                default = value
+    return default
+
+
+def quota_problems(limits: Mapping[str, int | None], needed: Mapping[str, int], region: str) -> list[str]:
+    """An error per accelerator whose regional limit is below what the job needs (pains.md V1's rejection, found
+    before the job is queued). ``limits`` maps each quota metric to its limit (``None``: unknown, not checked)."""
+    out = []
+    for metric, count in needed.items():
+        limit = limits.get(metric)
+        if limit is None or limit < 0 or count <= limit:
+            continue
+        out.append(
+            f"The following quota metrics exceed quota limits: {metric} (limit {limit} in {region}, the job needs "
+            f"{count}): request more in the console's Quotas page, or move with -o fallback=<accelerator or region>"
+        )
+    return out
+
+
+def accelerator_quota(
+    credentials: Any, project: str, region: str, needed: Mapping[str, int], api_endpoint: str | None
+) -> Access:
+    """Read the limits of ``needed``'s metrics with the Cloud Quotas API and compare; skipped with a note when the
+    API cannot be read (not enabled, no permission)."""
+    from google.api_core import exceptions
+
+    found = Access()
+    if not needed:
+        return found
+    try:
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import cloudquotas_v1
+
+        options = ClientOptions(api_endpoint=api_endpoint) if api_endpoint else None
+        client = cloudquotas_v1.CloudQuotasClient(credentials=credentials, transport="rest", client_options=options)
+        infos = list(
+            client.list_quota_infos(parent=f"projects/{project}/locations/global/services/aiplatform.googleapis.com")
+        )
+    except ImportError:
+        found.notes.append("quota check skipped: google-cloud-quotas is not installed")
+        return found
+    except exceptions.GoogleAPICallError as exc:
+        found.notes.append(f"quota check skipped: the Cloud Quotas API answered {exc.message}")
+        return found
+    limits = {metric: quota_limit(infos, metric, region) for metric in needed}
+    found.errors += quota_problems(limits, needed, region)
+    return found

@@ -398,6 +398,24 @@ class VertexTrainer(_VertexBase, Trainer):
         if found.errors:
             raise BadInput(found.errors[0])
 
+    def _check_quota(self, spec: TrainingSpec) -> None:
+        """The accelerators' regional quota limits against what the pools need (:mod:`mcv_vertex.checks`)."""
+        from mcv_vertex.checks import accelerator_quota
+        from mcv_vertex.machines import quota_metric
+
+        needed: dict[str, int] = {}
+        for pool in self._pools(spec):
+            metric = quota_metric(pool.accelerator_type)
+            if metric:
+                needed[metric] = needed.get(metric, 0) + pool.replica_count * pool.accelerator_count
+        found = accelerator_quota(
+            self.clients.credentials(), self.clients.project, self.options.location, needed, self.options.api_endpoint
+        )
+        for note in found.notes:
+            log.info("%s", note)
+        if found.errors:
+            raise BadInput(found.errors[0])
+
     def _project_number(self) -> str | None:
         """The setting, else Resource Manager's answer; None (the check is skipped) when it cannot be known."""
         options = self.options
@@ -521,6 +539,8 @@ class VertexTrainer(_VertexBase, Trainer):
         }
         with tempfile.TemporaryDirectory(prefix="mcv-vertex-") as tmp:
             state["dataset_uri"] = self._stage(spec.dataset, Path(tmp))
+        if options.route != "automl":
+            self._check_quota(spec)
         if options.route == "automl":
             operation = _retry(
                 "CreateDataset",

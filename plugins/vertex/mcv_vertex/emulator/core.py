@@ -245,6 +245,11 @@ class VertexEmulator(Lifecycle):
             )
         )
 
+    def set_quota(self, metric: str, region: str, value: int) -> None:
+        """The limit the Cloud Quotas API reports for ``metric`` in ``region`` (``0``: none; ``-1``: unlimited)."""
+        self._require()
+        self.control.quotas.set(metric, region, value)
+
     def fail_next_job(self, message: str, code: int = 13) -> None:
         """The next custom job, batch prediction job or training pipeline created ends FAILED with the
         ``google.rpc.Status`` ``{code, message}`` (8: RESOURCE_EXHAUSTED, 13: INTERNAL ...)."""

@@ -154,6 +154,9 @@ class VertexService(RestService):
         job_timeout: float = 900.0,
     ) -> None:
         super().__init__(faults, project)
+        from mcv_vertex.emulator.quotas import QuotaBook
+
+        self.quotas = QuotaBook()
         self.location = location
         self.storage = storage
         self.state_dir = state_dir
@@ -179,6 +182,12 @@ class VertexService(RestService):
                 r"/(?:ui|v1)/projects/(?P<project>[^/:]+)/locations/(?P<location>[^/:]+)/operations" + one,
                 "GetOperation",
                 self.get_operation,
+            ),
+            route(
+                "GET",
+                r"/v1/projects/(?P<project>[^/:]+)/locations/global/services/aiplatform\.googleapis\.com/quotaInfos",
+                "ListQuotaInfos",
+                lambda c: {"quotaInfos": self.quotas.quota_infos(c.params["project"])},
             ),
             route("POST", jobs, "CreateCustomJob", self.create_custom_job),
             route("GET", jobs, "ListCustomJobs", self.list_custom_jobs),
