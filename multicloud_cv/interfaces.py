@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from multicloud_cv.capabilities import Capabilities, Task
-from multicloud_cv.config import Setting, missing_required
+from multicloud_cv.config import Setting, missing_required, positive_float
 from multicloud_cv.datasets.folder import IMAGE_SUFFIXES
 from multicloud_cv.errors import (
     BadInput,
@@ -225,9 +225,14 @@ class ProviderPlugin(ABC):
     def poll_schedule(self) -> Backoff:
         """The schedule :meth:`Trainer.wait` and :meth:`Deployer.wait` poll with (default: :attr:`backoff`).
 
-        Override to derive it from the settings (e.g. a shorter first interval against an emulator).
+        A provider that declares a ``poll_s`` setting starts at that interval instead (a shorter one against an
+        emulator), growing by the backoff's factor up to its maximum, or up to ``poll_s`` when that is larger.
+        Override to derive the schedule from other settings.
         """
-        return self.backoff
+        if not any(setting.name == "poll_s" for setting in self.settings):
+            return self.backoff
+        poll = positive_float(self.config, "poll_s", self.backoff.initial)
+        return replace(self.backoff, initial=poll, maximum=max(self.backoff.maximum, poll))
 
     def access_policy(self) -> dict[str, Any] | None:
         """The least-privilege access policies a run needs, as the cloud writes them (``None``: no cloud access).

@@ -163,17 +163,10 @@ class ProviderConformance:
         detection_hyperparameters: dict[str, Any],
     ) -> Iterator[Any]:
         """A deployed detector, or ``None`` when the provider declares detection unsupported."""
-        if not trainer.capabilities.supports(Task.DETECTION.feature):
-            yield None
-            return
         spec = TrainingSpec(
             dataset=detection_dataset, task=Task.DETECTION, hyperparameters=dict(detection_hyperparameters)
         )
-        job = trainer.train(spec, timeout=600)
-        assert job.state is JobState.SUCCEEDED and job.model_id is not None, job.failure_reason
-        endpoint = deployer.deploy(job.model_id, timeout=300)
-        yield endpoint
-        deployer.undeploy(endpoint.id)
+        yield from _served(trainer, deployer, spec)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -194,20 +187,13 @@ class ProviderConformance:
         train_hyperparameters: dict[str, Any],
     ) -> Iterator[Any]:
         """A deployed multi-label model, or ``None`` when the provider declares multi-label unsupported."""
-        if not trainer.capabilities.supports(Task.MULTILABEL.feature):
-            yield None
-            return
         spec = TrainingSpec(
             dataset=multilabel_dataset,
             task=Task.MULTILABEL,
             epochs=cls.epochs,
             hyperparameters=dict(train_hyperparameters),
         )
-        job = trainer.train(spec, timeout=600)
-        assert job.state is JobState.SUCCEEDED and job.model_id is not None, job.failure_reason
-        endpoint = deployer.deploy(job.model_id, timeout=300)
-        yield endpoint
-        deployer.undeploy(endpoint.id)
+        yield from _served(trainer, deployer, spec)
 
     # -- the checks --------------------------------------------------------------------------------
 
@@ -378,3 +364,16 @@ class ProviderConformance:
 
     def test_schemas_cover_documents(self) -> None:
         assert {"prediction", "evaluation", "job", "endpoint"} <= set(SCHEMAS)
+
+
+def _served(trainer: Trainer, deployer: Deployer, spec: TrainingSpec) -> Iterator[Any]:
+    """Yield an endpoint serving a model trained on ``spec`` (undeployed afterwards), or ``None`` when the provider
+    declares the spec's task unsupported."""
+    if not trainer.capabilities.supports(spec.task.feature):
+        yield None
+        return
+    job = trainer.train(spec, timeout=600)
+    assert job.state is JobState.SUCCEEDED and job.model_id is not None, job.failure_reason
+    endpoint = deployer.deploy(job.model_id, timeout=300)
+    yield endpoint
+    deployer.undeploy(endpoint.id)

@@ -121,6 +121,7 @@ class _CustomVisionBase(ProviderPlugin):
     requires = ("azure.cognitiveservices.vision.customvision", "msrest", "PIL")
     install_hint = "pip install -e plugins/customvision  (distribution multicloud-cv-customvision)"
     default_compute = "gpu"
+    #: Polling starts at ``poll_s`` (default 10 s) and grows by 1.5 up to 60 s (the core's poll_schedule).
     backoff = Backoff(initial=10.0, factor=1.5, maximum=60.0)
 
     @functools.cached_property
@@ -137,11 +138,6 @@ class _CustomVisionBase(ProviderPlugin):
             return self.clients.emulated()
         except ConfigError:
             return False
-
-    def poll_schedule(self) -> Backoff:
-        """First interval ``poll_s`` (default 10 s), growing by 1.5 up to 60 s."""
-        poll = self.options.poll_s
-        return Backoff(initial=poll, factor=1.5, maximum=max(60.0, poll))
 
     def _credential_problems(self) -> list[str]:
         try:

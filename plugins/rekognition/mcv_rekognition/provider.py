@@ -127,6 +127,7 @@ class _RekognitionBase(ProviderPlugin):
     install_hint = "pip install -e plugins/rekognition  (distribution multicloud-cv-rekognition)"
     default_compute = "gpu"
     undeploy_waits = True
+    #: Polling starts at ``poll_s`` (default 15 s) and grows by 1.5 up to 120 s, the service's own waiter interval.
     backoff = Backoff(initial=15.0, factor=1.5, maximum=120.0)
 
     @functools.cached_property
@@ -143,11 +144,6 @@ class _RekognitionBase(ProviderPlugin):
             return self.aws.emulated()
         except Exception:  # no boto3, no region: not a question this property should fail on
             return False
-
-    def poll_schedule(self) -> Backoff:
-        """First interval ``poll_s`` (default 15 s), growing by 1.5 up to 120 s (the service's waiters use 120 s)."""
-        poll = self.options.poll_s
-        return Backoff(initial=poll, factor=1.5, maximum=max(120.0, poll))
 
     def _credential_problems(self) -> list[str]:
         try:

@@ -133,12 +133,8 @@ class _SageMakerBase(ProviderPlugin):
     install_hint = "pip install -e plugins/sagemaker  (distribution multicloud-cv-sagemaker)"
     default_compute = "gpu"
     undeploy_waits = True
+    #: Polling starts at ``poll_s`` (default 10 s) and grows by 1.5 up to 60 s: 14 status calls in 10 minutes.
     backoff = Backoff(initial=10.0, factor=1.5, maximum=60.0)
-
-    def poll_schedule(self) -> Backoff:
-        """First interval ``poll_s`` (default 10 s), growing by 1.5 up to 60 s: 14 status calls in 10 minutes."""
-        poll = self.options.poll_s
-        return Backoff(initial=poll, factor=1.5, maximum=max(60.0, poll))
 
     @functools.cached_property
     def options(self) -> Options:

@@ -172,6 +172,7 @@ class _VertexBase(ProviderPlugin):
     requires = ("google.cloud.aiplatform_v1", "google.cloud.storage", "PIL")
     install_hint = "pip install -e plugins/vertex  (distribution multicloud-cv-vertex)"
     default_compute = "cpu"
+    #: Polling starts at ``poll_s`` (default 10 s) and grows by 1.5 up to 60 s (the core's poll_schedule).
     backoff = Backoff(initial=10.0, factor=1.5, maximum=60.0)
 
     @functools.cached_property
@@ -188,10 +189,6 @@ class _VertexBase(ProviderPlugin):
             return self.options.emulated()
         except ConfigError:
             return False
-
-    def poll_schedule(self) -> Backoff:
-        poll = self.options.poll_s
-        return Backoff(initial=poll, factor=1.5, maximum=max(60.0, poll))
 
     def _credential_problems(self) -> list[str]:
         """Settings and a credentials file that does not exist; found without a network call (the metadata
@@ -665,10 +662,10 @@ class VertexTrainer(_VertexBase, Trainer):
 
     def _task_metrics(self, artifact: str) -> dict[str, float]:
         """The metrics our task wrote beside the model (metrics.json), as the provider-reported metrics."""
+        from mcv_vertex.task import read_uri
+
         try:
-            bucket, _, key = artifact.removeprefix("gs://").partition("/")
-            blob = self.clients.storage().bucket(bucket).blob(f"{key}/metrics.json")
-            data = json.loads(blob.download_as_bytes())
+            data = json.loads(read_uri(f"{artifact}/metrics.json", self.clients.storage()))
         except Exception as exc:
             log.info("no metrics.json beside the model: %s", exc)
             return {}
@@ -842,21 +839,9 @@ class VertexTrainer(_VertexBase, Trainer):
                 f"model {model.id} is an AutoML model: only the custom route's models export as ONNX "
                 "(train with -o route=custom)"
             )
-        bucket_name, _, prefix = model.artifact.removeprefix("gs://").partition("/")
-        target = workdir / "model"
-        target.mkdir()
-        found = 0
-        for blob in self.clients.storage().list_blobs(bucket_name, prefix=prefix.rstrip("/") + "/"):
-            relative = blob.name[len(prefix.rstrip("/")) + 1 :]
-            if not relative or relative.endswith("/") or ".." in Path(relative).parts:
-                continue
-            path = target / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            blob.download_to_filename(str(path))
-            found += 1
-        if not found:
-            raise NotFound(f"no model files under {model.artifact}")
-        return target
+        from mcv_vertex.task import download_folder
+
+        return download_folder(model.artifact, workdir / "model", self.clients.storage())
 
 
 def spec_dict(spec: TrainingSpec) -> dict[str, Any]:

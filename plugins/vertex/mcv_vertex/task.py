@@ -129,8 +129,8 @@ def download_uri(uri: str, path: Path) -> Path:
     return path
 
 
-def read_uri(uri: str) -> bytes:
-    """The bytes of one object (``gs://``) or local file."""
+def read_uri(uri: str, client: Any = None) -> bytes:
+    """The bytes of one object (``gs://``, read with ``client``, default :func:`storage_client`) or local file."""
     if not uri.startswith("gs://"):
         source = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
         if not source.is_file():
@@ -138,7 +138,7 @@ def read_uri(uri: str) -> bytes:
         return source.read_bytes()
     bucket, name = split_gs_uri(uri)
     try:
-        data: bytes = storage_client().bucket(bucket).blob(name).download_as_bytes()
+        data: bytes = (client or storage_client()).bucket(bucket).blob(name).download_as_bytes()
     except Exception as exc:
         raise _storage_error(uri, exc) from exc
     return data
@@ -155,9 +155,10 @@ def exists_uri(uri: str) -> bool:
         raise _storage_error(uri, exc) from exc
 
 
-def download_folder(uri: str, dest: Path) -> Path:
-    """Copy every object under the ``gs://`` prefix ``uri`` (or a local folder) into ``dest``, keeping relative
-    paths; :class:`NotFound` when there is nothing there."""
+def download_folder(uri: str, dest: Path, client: Any = None) -> Path:
+    """Copy every object under the ``gs://`` prefix ``uri`` (read with ``client``, default :func:`storage_client`;
+    or a local folder) into ``dest``, keeping relative paths; object names that would leave ``dest`` (``..``) are
+    skipped; :class:`NotFound` when there is nothing there."""
     dest.mkdir(parents=True, exist_ok=True)
     if not uri.startswith("gs://"):
         source = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
@@ -169,7 +170,11 @@ def download_folder(uri: str, dest: Path) -> Path:
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     try:
-        blobs = [blob for blob in storage_client().list_blobs(bucket, prefix=prefix) if not blob.name.endswith("/")]
+        blobs = [
+            blob
+            for blob in (client or storage_client()).list_blobs(bucket, prefix=prefix)
+            if not blob.name.endswith("/") and ".." not in Path(blob.name[len(prefix) :]).parts
+        ]
         for blob in blobs:
             target = dest / blob.name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
