@@ -225,14 +225,18 @@ class ProviderPlugin(ABC):
     def poll_schedule(self) -> Backoff:
         """The schedule :meth:`Trainer.wait` and :meth:`Deployer.wait` poll with (default: :attr:`backoff`).
 
-        A provider that declares a ``poll_s`` setting starts at that interval instead (a shorter one against an
-        emulator), growing by the backoff's factor up to its maximum, or up to ``poll_s`` when that is larger.
+        A provider that declares a ``poll_s`` setting starts at that interval instead, and its ceiling scales
+        with it, never above the declared one: the default 10 s growing to 60 s becomes 0.5 s growing to 3 s
+        against an emulator whose states last a second, so a job that ends is seen within a state or two rather
+        than after a minute's interval. A ``poll_s`` above the declared ceiling polls at that fixed interval.
         Override to derive the schedule from other settings.
         """
         if not any(setting.name == "poll_s" for setting in self.settings):
             return self.backoff
-        poll = positive_float(self.config, "poll_s", self.backoff.initial)
-        return replace(self.backoff, initial=poll, maximum=max(self.backoff.maximum, poll))
+        declared = self.backoff
+        poll = positive_float(self.config, "poll_s", declared.initial)
+        ceiling = min(declared.maximum, declared.maximum * poll / declared.initial)
+        return replace(declared, initial=poll, maximum=max(ceiling, poll))
 
     def access_policy(self) -> dict[str, Any] | None:
         """The least-privilege access policies a run needs, as the cloud writes them (``None``: no cloud access).

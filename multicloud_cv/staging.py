@@ -716,7 +716,10 @@ def _open_target(dest_uri: str, options: dict[str, Any], workers: int) -> _Targe
     import fsspec
 
     try:
-        fs, root = fsspec.core.url_to_fs(dest_uri, **options)
+        if protocol in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
+            fs, root = _emulated_gcs(dest_uri, options)
+        else:
+            fs, root = fsspec.core.url_to_fs(dest_uri, **options)
     except ImportError as exc:
         install = _INSTALL.get(protocol, f"pip install the fsspec implementation for {protocol}://")
         raise ProviderNotInstalled(
@@ -731,6 +734,20 @@ def _open_target(dest_uri: str, options: dict[str, Any], workers: int) -> _Targe
     if not str(root).strip("/"):
         raise ConfigError(f"{dest_uri}: no bucket in the destination; use {protocol}://BUCKET/PREFIX")
     return _FsspecTarget(dest_uri, fs, str(root), protocol)
+
+
+def _emulated_gcs(dest_uri: str, options: Mapping[str, Any]) -> tuple[Any, str]:
+    """gcsfs's plain filesystem for a Cloud Storage emulator (``STORAGE_EMULATOR_HOST``).
+
+    The filesystem fsspec picks for ``gs://`` (gcsfs's extended one, since 2025) asks the Storage Control API
+    over gRPC for the bucket's layout before each operation; no emulator serves it, the failed answer is never
+    cached, and each file then costs a credentials lookup and a warning. The plain filesystem makes the same
+    JSON API calls without that lookup.
+    """
+    from gcsfs.core import GCSFileSystem
+
+    fs = GCSFileSystem(**options)
+    return fs, str(fs._strip_protocol(dest_uri))
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -63,7 +63,11 @@ SETTINGS = (
         "true: predictions keep the image in the project (the /image route); false: no-store",
         default="false",
     ),
-    Setting("poll_s", "first interval between status calls while waiting (grows to 60 s)", default="10"),
+    Setting(
+        "poll_s",
+        "first interval between status calls while waiting (grows to 60 s; a smaller one to 6x itself)",
+        default="10",
+    ),
     Setting(
         "max_retries", "retries of a throttled (429) or unavailable (5xx) call, honouring Retry-After", default="6"
     ),

@@ -26,7 +26,11 @@ SETTINGS = (
     Setting("project", "Custom Labels project name, created when missing (default: mcv-<dataset folder>)"),
     Setting("min_inference_units", "inference units a started model runs on (each bills by the hour)", default="1"),
     Setting("max_inference_units", "upper bound for autoscaling; empty: no autoscaling"),
-    Setting("poll_s", "first interval between status calls while waiting (grows to 120 s)", default="15"),
+    Setting(
+        "poll_s",
+        "first interval between status calls while waiting (grows to 120 s; a smaller one to 8x itself)",
+        default="15",
+    ),
 )
 
 _PROJECT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")

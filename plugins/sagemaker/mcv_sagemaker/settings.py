@@ -37,7 +37,11 @@ SETTINGS = (
     Setting("endpoint_instance_type", "hosting instance type", default="ml.m5.xlarge"),
     Setting("endpoint_instance_count", "hosting instances", default="1"),
     Setting("transform_instance_type", "batch transform instance type", default="ml.m5.xlarge"),
-    Setting("poll_s", "first interval between status calls while waiting (grows to 60 s)", default="10"),
+    Setting(
+        "poll_s",
+        "first interval between status calls while waiting (grows to 60 s; a smaller one to 6x itself)",
+        default="10",
+    ),
 )
 
 

@@ -130,6 +130,11 @@ def _capabilities() -> Capabilities:
     )
 
 
+#: google-api-core's DEFAULT_POLLING polls an operation after 1 s, then x1.5 up to 20 s.
+SDK_LRO_FIRST_POLL_S = 1.0
+SDK_LRO_MAX_POLL_S = 20.0
+
+
 def _retry(what: str, call: Callable[[], T], attempts: int = 5) -> T:
     """``call()`` retried on 429 / 5xx with jittered backoff (1, 2, 4 ... s); the service's errors translated."""
     from google.api_core import exceptions
@@ -205,11 +210,21 @@ class _VertexBase(ProviderPlugin):
         return []
 
     def _wait_operation(self, what: str, operation: Any) -> Any:
-        """The result of a long-running operation (the SDK polls it), errors translated."""
-        from google.api_core import exceptions
+        """The result of a long-running operation, errors translated.
 
+        The SDK polls it with its own schedule (first after 1 s, then x1.5 up to 20 s), sooner and with a lower
+        ceiling when :meth:`poll_schedule` has them (a ``poll_s`` under 1 s, against the emulator): an operation
+        of a few seconds is then not waited on for a whole extra interval.
+        """
+        from google.api_core import exceptions
+        from google.api_core.future.polling import DEFAULT_POLLING
+
+        schedule = self.poll_schedule()
+        polling = DEFAULT_POLLING.with_delay(
+            initial=min(SDK_LRO_FIRST_POLL_S, schedule.initial), maximum=min(SDK_LRO_MAX_POLL_S, schedule.maximum)
+        )
         try:
-            return operation.result(timeout=LRO_TIMEOUT_S)
+            return operation.result(timeout=LRO_TIMEOUT_S, polling=polling)
         except exceptions.GoogleAPICallError as exc:
             raise _translate(what, exc) from exc
 

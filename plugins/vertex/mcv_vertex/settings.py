@@ -64,7 +64,11 @@ SETTINGS = (
     Setting("model_type", "AutoML model type (default CLOUD; object detection CLOUD_HIGH_ACCURACY_1)"),
     Setting("budget_milli_node_hours", "AutoML budget (classification 8,000-800,000; detection 20,000-900,000)"),
     Setting("api_endpoint", "Vertex AI API endpoint (default <location>-aiplatform.googleapis.com)"),
-    Setting("poll_s", "first interval between status calls while waiting (grows to 60 s)", default="10"),
+    Setting(
+        "poll_s",
+        "first interval between status calls while waiting (grows to 60 s; a smaller one to 6x itself)",
+        default="10",
+    ),
 )
 
 #: The prebuilt PyTorch training container our package runs in, for every compute kind. Our code needs Python 3.11
