@@ -35,11 +35,12 @@ decoded at a reduced DCT scale first (Pillow ``Image.draft``: 1/2, 1/4 or 1/8 wh
 staying at least N on both sides), then area-averaged (Pillow ``BOX``, what OpenCV calls
 ``INTER_AREA``) when shrinking or bilinear when enlarging, ``reducing_gap=2`` for large
 non-JPEG sources. EXIF orientation is not applied (pixels as stored, so pixel boxes stay
-valid). ``threads=N`` reads, decodes and encodes in N threads (Pillow releases the GIL
-there) while the calling thread appends the records in dataset order, so the output is
-the same for any N. Pass-through ignores ``threads``: it reads in the calling thread,
-because a reader pool only adds GIL hand-offs around each file's read and write
-(measured slower).
+valid). ``threads=N`` reads, decodes and encodes in N workers while the calling thread
+appends the records in dataset order, so the output is the same for any N: worker
+processes from :data:`PROCESSES_FROM` images on (Pillow holds the GIL between its C calls,
+so N threads keep only about 1.6 cores busy), threads for fewer images. Pass-through
+ignores ``threads``: it reads in the calling thread, because a reader pool only adds GIL
+hand-offs around each file's read and write (measured slower).
 
 Reading keeps the dataset path-based: :func:`read_recordio` extracts each image's bytes
 into a folder, one record at a time, and returns a :class:`Dataset` rooted there.
@@ -109,6 +110,7 @@ from multicloud_cv.datasets.lst import (
 from multicloud_cv.datasets.media import unique_name
 from multicloud_cv.datasets.model import SPLITS, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
+from multicloud_cv.workers import process_map
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +385,9 @@ class _RecordWriter:
     """Appends framed records to a ``.rec`` through one buffered file; the ``.idx`` lines stay in memory.
 
     Nothing is flushed per record. Use as a context manager; the ``.idx`` is written when
-    the block ends without an exception.
+    the block ends without an exception, and the partial ``.rec`` is removed when it ends
+    with one (an earlier ``.idx`` of that name too: it would not match), so a failed
+    packing leaves nothing half-written.
     """
 
     def __init__(self, rec_path: Path, idx_path: Path) -> None:
@@ -405,6 +409,9 @@ class _RecordWriter:
         self.out.close()
         if error is None:
             self.idx_path.write_text("".join(self.index), encoding="utf-8")
+            return
+        self.rec_path.unlink(missing_ok=True)
+        self.idx_path.unlink(missing_ok=True)
 
     @property
     def count(self) -> int:
@@ -465,6 +472,11 @@ def _transcode(path: str, quality: int, resize: int | None) -> tuple[bytes, tupl
     return buffer.getvalue(), source
 
 
+def _transcode_task(task: tuple[str, int, int | None]) -> tuple[bytes, tuple[int, int]]:
+    """:func:`_transcode` of ``(path, quality, resize)``: what a worker process runs."""
+    return _transcode(*task)
+
+
 def _image_size(data: bytes, where: str) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
@@ -516,6 +528,10 @@ def _label(dataset: Dataset, image: ImageRecord, label_format: str) -> float | t
     raise DatasetError(f"unknown dataset task '{dataset.task}'")
 
 
+#: Re-encoding this many images or more with ``threads`` > 1 runs in worker processes (each starts in ~0.2 s).
+PROCESSES_FROM = 256
+
+
 def write_recordio(
     dataset: Dataset,
     rec_path: Path,
@@ -532,8 +548,11 @@ def write_recordio(
     ``encode="keep"`` stores each file's bytes unchanged; ``"jpeg"`` re-encodes to RGB JPEG
     at ``quality``. ``resize=N`` scales the shorter side to N px (im2rec's rule, aspect
     kept) and re-encodes as JPEG at ``quality`` whatever ``encode`` says. ``threads`` > 1
-    decodes and encodes in that many threads when re-encoding (pass-through reads in the
-    calling thread); records are still written in dataset order.
+    decodes and encodes in that many workers when re-encoding: worker processes
+    (:func:`multicloud_cv.workers.process_map`) from :data:`PROCESSES_FROM` images on, since
+    Pillow holds the GIL between its C calls and threads keep about 1.6 cores busy whatever
+    their number; threads below that. Pass-through reads in the calling thread. Records are
+    written in dataset order either way, from this process.
     Keys and IRHeader ids are 0..n-1 in dataset order. Paths, class names and splits are
     not stored in RecordIO: :func:`write` puts a ``.lst`` (same stem) and ``classes.txt``
     beside it for :func:`read_recordio`.
@@ -565,8 +584,14 @@ def write_recordio(
         return _transcode(path, quality, resize)
 
     with _RecordWriter(rec_path, idx_path) as writer:
-        # pass-through reads in this thread: a reader pool only adds GIL hand-offs per file (measured slower)
-        loaded = _ordered_map(load, images, 1 if passthrough else threads)
+        loaded: Iterable[tuple[bytes, tuple[int, int] | None]]
+        if passthrough:  # reads in this thread: a reader pool only adds GIL hand-offs per file (measured slower)
+            loaded = map(load, images)
+        elif threads > 1 and len(images) >= PROCESSES_FROM:
+            tasks = ((os.path.join(root, image.path), quality, resize) for image in images)
+            loaded = process_map(_transcode_task, tasks, processes=threads)
+        else:
+            loaded = _ordered_map(load, images, threads)
         for key, (image, label, (data, source)) in enumerate(zip(images, labels, loaded, strict=True)):
             if label is None:  # detection: normalise by the original image size
                 if image.width and image.height:

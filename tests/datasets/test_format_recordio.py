@@ -481,3 +481,19 @@ def test_label_out_of_range_and_pixel_boxes(tmp_path: Path) -> None:
     write_records(tmp_path / "p.rec", tmp_path / "p.idx", [(0, pixels)])
     with pytest.raises(DatasetError, match=r"p\.rec record id 0 at byte offset 0: box 4 3 20 15 is not normalised"):
         recordio.read(tmp_path / "p.rec", image_dir=tmp_path / "y")
+
+
+def test_worker_processes_write_the_same_records_and_report_a_bad_image(
+    photos: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multicloud_cv.datasets import recordio
+
+    write_recordio(photos, tmp_path / "one.rec", tmp_path / "one.idx", resize=24, quality=90, threads=1)
+    monkeypatch.setattr(recordio, "PROCESSES_FROM", 1)  # worker processes even for these few images
+    write_recordio(photos, tmp_path / "two.rec", tmp_path / "two.idx", resize=24, quality=90, threads=2)
+    assert (tmp_path / "two.rec").read_bytes() == (tmp_path / "one.rec").read_bytes()
+    assert (tmp_path / "two.idx").read_bytes() == (tmp_path / "one.idx").read_bytes()
+    (photos.root / "p1.jpg").write_bytes(b"\xff\xd8\xff broken")
+    with pytest.raises(DatasetError, match=r"p1\.jpg: cannot decode the image"):
+        write_recordio(photos, tmp_path / "bad.rec", tmp_path / "bad.idx", resize=24, threads=2)
+    assert not (tmp_path / "bad.rec").exists() and not (tmp_path / "bad.idx").exists()
