@@ -259,6 +259,30 @@ def check_rec_matches_lst(rec: Path, lst: Path) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
+class _FilesPresent:
+    """Whether a relative path names a file under ``base``: one listing per folder, not one ``stat`` per image.
+
+    A name missing from its folder's listing (or a folder that cannot be listed) is checked with
+    ``os.path.isfile``, so case-insensitive filesystems and unlistable folders answer as before.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.listings: dict[str, frozenset[str]] = {}
+
+    def __call__(self, path: str) -> bool:
+        folder, _, name = path.rpartition("/")
+        listing = self.listings.get(folder)
+        if listing is None:
+            try:
+                with os.scandir(os.path.join(self.base, folder) if folder else self.base) as entries:
+                    listing = frozenset(entry.name for entry in entries if entry.is_file())
+            except OSError:
+                listing = frozenset()
+            self.listings[folder] = listing
+        return name in listing or os.path.isfile(os.path.join(self.base, path))
+
+
 def _parse_lst(lst_path: Path, root: Path, split: str | None) -> list[_Row]:
     """The rows of one ``.lst``: index unique, labels numbers, image present (a stat)."""
     try:
@@ -268,6 +292,7 @@ def _parse_lst(lst_path: Path, root: Path, split: str | None) -> list[_Row]:
     rows: list[_Row] = []
     seen: dict[int, int] = {}
     base = str(root)  # os.path: pathlib costs ~10 us a line here
+    present = _FilesPresent(base)
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -294,7 +319,7 @@ def _parse_lst(lst_path: Path, root: Path, split: str | None) -> list[_Row]:
         path = columns[-1].strip()
         if not path:
             raise DatasetError(f"{where}: empty image path in the last column")
-        if not os.path.isfile(os.path.join(base, path)):
+        if not present(path):
             raise DatasetError(f"{where}: image {path} not found under {root}; fix the path or pass image_root=")
         rows.append(_Row(where, labels, path, split))
     return rows
