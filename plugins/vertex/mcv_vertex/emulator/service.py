@@ -25,6 +25,7 @@ Rules (400 INVALID_ARGUMENT unless noted):
 * deletes: a running job, an endpoint with deployed models, a model deployed somewhere: FAILED_PRECONDITION;
 * custom jobs run ``python -m mcv_vertex.task`` for pool 0's ``python_package_spec`` only (the package URIs must
   exist); the local engine is single-node: only the chief runs, ``CLUSTER_SPEC``/``TF_CONFIG`` describe the rest.
+  Each job is forked from a pre-imported parent (:mod:`mcv_vertex.emulator.prefork`), else a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any
 
 from mcv_vertex.emulator import texts
 from mcv_vertex.emulator.gcs import Storage, split
+from mcv_vertex.emulator.prefork import ForkedJob, Prefork
 from mcv_vertex.emulator.rest import Call, RestService, Route, route
 from mcv_vertex.emulator.texts import error, invalid, not_found, precondition, rpc_status
 from mcv_vertex.emulator.work import AutoMLPredictor, CustomPredictor, Item, Predictor, task_environment, train_automl
@@ -109,7 +111,7 @@ class Record:
     kind: str
     message: Any
     cancel: threading.Event = field(default_factory=threading.Event)
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | ForkedJob | None = None
     items: dict[str, Item] = field(default_factory=dict)  # datasets: uri -> item
     task: str | None = None  # datasets and models
     classes: list[str] = field(default_factory=list)  # AutoML models
@@ -170,6 +172,7 @@ class VertexService(RestService):
         self.failures: list[dict[str, Any]] = []
         self._ids = 1_000_000_000_000 + int(hashlib.sha1(project.encode()).hexdigest()[:6], 16) * 1000
         self._threads: list[threading.Thread] = []
+        self.prefork = Prefork()
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -251,6 +254,7 @@ class VertexService(RestService):
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.prefork.close()
         return [t.name for t in threads if t.is_alive()]
 
     def resources(self, kind: str) -> list[str]:
@@ -517,8 +521,13 @@ class VertexService(RestService):
             with self.lock:
                 if record.cancel.is_set():
                     return None
-                process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=err)
+            # forked from the pre-imported parent when it runs (a warm container), else a fresh interpreter
+            forked = self.prefork.start(spec.args, env, workdir, workdir / "stdout.log", workdir / "stderr.log")
+            with self.lock:
+                process = forked or subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=err)
                 record.process = process
+                if record.cancel.is_set():
+                    process.kill()
             deadline = time.monotonic() + self.job_timeout
             while process.poll() is None:
                 if record.cancel.wait(0.05) or self.closing.is_set() or time.monotonic() > deadline:
