@@ -307,7 +307,9 @@ def package(emu: VertexEmulator, tmp_path_factory: pytest.TempPathFactory) -> st
     return f"gs://{BUCKET}/code/{tarball.name}"
 
 
-def custom_job(name: str, package: str, args: list[str], base: str, replicas: int = 1) -> v1.CustomJob:
+def custom_job(
+    name: str, package: str, args: list[str], base: str, replicas: int = 1, env: dict[str, str] | None = None
+) -> v1.CustomJob:
     pool = {
         "machine_spec": {
             "machine_type": "n1-standard-4",
@@ -320,6 +322,7 @@ def custom_job(name: str, package: str, args: list[str], base: str, replicas: in
             "package_uris": [package],
             "python_module": "mcv_vertex.task",
             "args": args,
+            "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
         },
     }
     pools = [pool] + ([{**pool, "replica_count": replicas - 1}] if replicas > 1 else [])
@@ -372,10 +375,10 @@ def test_custom_job_task_failure_reports_last_stderr_line(api: SimpleNamespace, 
 
 def test_cancel_kills_a_running_task(emu: VertexEmulator, api: SimpleNamespace, package: str) -> None:
     jsonl = stage_classification(emu, "custom-cancel", per_label=4)
-    args = ["--dataset", jsonl, "--task", "classification"]
-    created = api.job.create_custom_job(
-        parent=PARENT, custom_job=custom_job("cancel", package, args, f"gs://{BUCKET}/jobs/c")
-    )
+    # a task that trains until it is killed: forked from the emulator's warm parent, a short one ends in under 1 s
+    args = ["--dataset", jsonl, "--task", "classification", "--epochs", "100000"]
+    job = custom_job("cancel", package, args, f"gs://{BUCKET}/jobs/c", env={"MCV_TASK_MAX_EPOCHS": "100000"})
+    created = api.job.create_custom_job(parent=PARENT, custom_job=job)
     deadline = time.monotonic() + 30
     while api.job.get_custom_job(name=created.name).state != v1.JobState.JOB_STATE_RUNNING:
         assert time.monotonic() < deadline
