@@ -33,13 +33,26 @@ def is_uri(path: str) -> bool:
     return path.startswith(URI_SCHEMES)
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link ``src`` to ``dst``, falling back to a copy across filesystems."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+def link_or_copy(src: str | Path, dst: str | Path, make_folder: bool = True) -> None:
+    """Hard-link ``src`` to ``dst``, falling back to a copy across filesystems.
+
+    Makes ``dst``'s folder unless ``make_folder`` is false (a caller placing many files makes each
+    folder once). A missing or non-file source is a :class:`DatasetError`.
+    """
+    if make_folder:
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     try:
         os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+        return
+    except FileNotFoundError:
+        if not os.path.exists(src):
+            raise DatasetError(f"image {src} does not exist; the dataset names a missing file") from None
+        raise
+    except OSError:  # another filesystem, or links not allowed: copy
+        pass
+    if not os.path.isfile(src):
+        raise DatasetError(f"image {src} is not a file; the dataset names a folder or device")
+    shutil.copyfile(src, dst)
 
 
 def unique_name(name: str, taken: set[str]) -> str:
@@ -92,25 +105,9 @@ def place_images(
         if folder not in made:
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
-        _link_or_copy(src, target)
+        link_or_copy(src, target, make_folder=False)
         placed[id(image)] = name
     return placed
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    """:func:`link_or_copy` for a folder that exists; a missing or non-file source is a :class:`DatasetError`."""
-    try:
-        os.link(src, dst)
-        return
-    except FileNotFoundError:
-        if not os.path.exists(src):
-            raise DatasetError(f"image {src} does not exist; the dataset names a missing file") from None
-        raise
-    except OSError:  # another filesystem, or links not allowed: copy
-        pass
-    if not os.path.isfile(src):
-        raise DatasetError(f"image {src} is not a file; the dataset names a folder or device")
-    shutil.copyfile(src, dst)
 
 
 def resolve_ref(ref: str) -> str:

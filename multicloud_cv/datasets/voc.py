@@ -357,10 +357,7 @@ def write(dataset: Dataset, dest: Path, copy_images: bool = True, coordinates: s
         filename = unique + suffix
         path_line = ""
         if copy_images and not is_uri(source):
-            try:
-                link_or_copy(Path(source), images_dir / filename)
-            except FileNotFoundError:
-                raise DatasetError(f"image {source} does not exist; the dataset names a missing file") from None
+            link_or_copy(source, images_dir / filename)
         else:
             path_line = f"\t<path>{escape(source)}</path>\n"
         width, height = (image.width, image.height) if image.width and image.height else image_size(dataset, image)
