@@ -54,3 +54,20 @@ def emulator_process(provider: str, state_dir: Path, bucket: str, pace: float = 
             process.kill()
             raise
     assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+
+
+def worker_children() -> list[int]:
+    """Pids of this process's children running ``multicloud_cv.workers`` (Linux: reads /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+        if parent == str(os.getpid()) and b"multicloud_cv.workers" in command:
+            found.append(int(entry.name))
+    return found

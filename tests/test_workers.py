@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import worker_children
 
 from multicloud_cv.errors import MCVError
 from multicloud_cv.workers import process_map
@@ -41,28 +42,12 @@ def importable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
 
 
-def _worker_children() -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
-        if parent == str(os.getpid()) and b"multicloud_cv.workers" in command:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_results_in_order_from_several_processes_and_none_left() -> None:
     results = list(process_map(print_and_pid, range(101), processes=2, chunk_size=7))
     assert [x for x, _ in results] == list(range(101))
     assert len({pid for _, pid in results}) == 2 and os.getpid() not in {pid for _, pid in results}
-    assert _worker_children() == []
+    assert worker_children() == []
 
 
 def test_an_error_is_raised_at_its_item_after_the_results_before_it() -> None:
@@ -83,7 +68,7 @@ def test_closing_early_stops_every_worker() -> None:
     results = process_map(square, range(10_000), processes=2, chunk_size=3)
     assert [next(results) for _ in range(5)] == [0, 1, 4, 9, 16]
     results.close()
-    assert _worker_children() == []
+    assert worker_children() == []
 
 
 def test_only_module_level_functions() -> None:

@@ -52,19 +52,16 @@ What is written (:func:`write`)
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from multicloud_cv.datasets.media import image_size, is_uri, place_images
-from multicloud_cv.datasets.model import BoxAnnotation, Dataset, ImageRecord
+from multicloud_cv.datasets.model import BoxAnnotation, Dataset, ImageRecord, gc_paused
 from multicloud_cv.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -75,24 +72,6 @@ IMAGES_DIR = "images"
 SPLIT_FILES = {"train": "train", "validation": "validation", "test": "test"}
 _HEAD_BYTES = 8192
 _KEY = re.compile(rb'"(images|annotations|categories)"\s*:')
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small acyclic objects.
-
-    Reading 100,000 boxes allocates a few hundred thousand tuples and records, and each
-    700 allocations trigger a collection that walks them all again: pausing it halves the
-    time of :func:`read`. Reference counting still frees everything; the collector's
-    previous state is restored on exit (it is process-wide, so other threads see the pause).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def split_of(stem: str) -> str | None:

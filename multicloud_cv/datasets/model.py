@@ -7,9 +7,11 @@ pixels. Reading a dataset's annotations never decodes an image; only
 
 from __future__ import annotations
 
+import gc
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -96,3 +98,21 @@ class Dataset:
         """The image's path resolved against the dataset root."""
         path = Path(image.path)
         return path if path.is_absolute() else self.root / path
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects.
+
+    Reading 100,000 boxes allocates a few hundred thousand tuples and records, and each
+    700 allocations trigger a collection that walks them all again: pausing it halves the
+    time of :func:`read`. Reference counting still frees everything; the collector's
+    previous state is restored on exit (it is process-wide, so other threads see the pause).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

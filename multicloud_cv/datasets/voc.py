@@ -43,16 +43,18 @@ so no "billion laughs" bomb). Missing ``size``, ``width``/``height``, ``object/n
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
-from multicloud_cv.datasets.coco import gc_paused
 from multicloud_cv.datasets.media import image_size, is_uri, link_or_copy
-from multicloud_cv.datasets.model import BoxAnnotation, Dataset, ImageRecord
+from multicloud_cv.datasets.model import BoxAnnotation, Dataset, ImageRecord, gc_paused
 from multicloud_cv.errors import DatasetError
+from multicloud_cv.workers import process_map, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,14 @@ SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"
 COORDINATES = ("voc-one-based", "as-is")
 #: One file's objects: (class name, x_min, y_min, x_max, y_max) in canonical pixels.
 Objects = list[tuple[str, float, float, float, float]]
+#: One parsed file: filename, ``<path>`` (or None), width, height, objects, difficult count.
+_Parsed = tuple[str, str | None, int | None, int | None, Objects, int]
+#: From this many annotation files on, :func:`read` parses them in worker processes.
+PROCESSES_FROM = 4000
+#: At most this many parsing processes (past it the parent's unpickling and assembly dominate).
+MAX_PROCESSES = 4
+#: Files a worker parses per round trip.
+PROCESS_CHUNK = 256
 
 
 def escape(text: str) -> str:
@@ -112,18 +122,32 @@ def read_labelmap(path: Path) -> list[str]:
     return names
 
 
-def read(path: Path, coordinates: str = "voc-one-based") -> Dataset:
+def read(path: Path, coordinates: str = "voc-one-based", processes: int | None = None) -> Dataset:
     """Read a VOC directory (see the module docstring).
 
-    Raises :class:`DatasetError` naming the file for malformed or unsafe XML, a missing
-    required element, a class that ``labelmap.txt`` does not list, an image set naming a
-    stem with no annotation file, or an image listed in two splits.
+    The annotation files are parsed in ``processes`` worker processes
+    (:func:`multicloud_cv.workers.process_map`); ``None`` means one per usable core, up to
+    :data:`MAX_PROCESSES`, from :data:`PROCESSES_FROM` files on, and this process alone below
+    that (starting a worker costs about as much as parsing 2,000 files). The result is the
+    same either way. Raises :class:`DatasetError` naming the file for malformed or unsafe
+    XML, a missing required element, a class that ``labelmap.txt`` does not list, an image
+    set naming a stem with no annotation file, or an image listed in two splits.
     """
+    if processes is not None and processes < 1:
+        raise DatasetError(f"processes {processes} must be at least 1")
     with gc_paused():
-        return _read(Path(path), coordinates)
+        return _read(Path(path), coordinates, processes)
 
 
-def _read(root: Path, coordinates: str) -> Dataset:
+def _processes(files: int, asked: int | None) -> int:
+    if asked is not None:
+        return min(asked, max(1, files))
+    if files < PROCESSES_FROM:
+        return 1
+    return min(MAX_PROCESSES, usable_cpus())
+
+
+def _read(root: Path, coordinates: str, asked: int | None) -> Dataset:
     if coordinates not in COORDINATES:
         raise DatasetError(f"unknown coordinates '{coordinates}'; use {' or '.join(COORDINATES)}")
     folder = root / ANNOTATIONS_DIR
@@ -141,15 +165,25 @@ def _read(root: Path, coordinates: str) -> Dataset:
     difficult = 0
     images_dir = root / IMAGES_DIR
     base = str(folder)
-    for name in files:
-        filename, given, width, height, objects, hard = _parse(os.path.join(base, name), shift)
-        difficult += hard
-        for obj in objects:
-            used.add(obj[0])
-        image_path = f"{IMAGES_DIR}/{filename}"
-        if given is not None and not (images_dir / filename).is_file():
-            image_path = given
-        parsed.append((name[:-4], image_path, width, height, objects))
+    tasks = ((os.path.join(base, name), shift) for name in files)
+    processes = _processes(len(files), asked)
+    results: Iterator[_Parsed]
+    if processes > 1:
+        results = process_map(_parse_task, tasks, processes=processes, chunk_size=PROCESS_CHUNK)
+    else:
+        results = itertools.starmap(_parse, tasks)
+    try:
+        for name, (filename, given, width, height, objects, hard) in zip(files, results, strict=True):
+            difficult += hard
+            for obj in objects:
+                used.add(obj[0])
+            image_path = f"{IMAGES_DIR}/{filename}"
+            if given is not None and not (images_dir / filename).is_file():
+                image_path = given
+            parsed.append((name[:-4], image_path, width, height, objects))
+    finally:
+        if isinstance(results, Generator):  # the workers stop now, not when the traceback is freed
+            results.close()
 
     if declared is None:
         classes = sorted(used)
@@ -224,7 +258,12 @@ def _explain_object(obj: ET.Element, file: str) -> None:
         _number(bnd, tag, file, "object/bndbox/")
 
 
-def _parse(file: str, shift: float) -> tuple[str, str | None, int | None, int | None, Objects, int]:
+def _parse_task(task: tuple[str, float]) -> _Parsed:
+    """:func:`_parse` for :func:`~multicloud_cv.workers.process_map` (one argument, importable by name)."""
+    return _parse(*task)
+
+
+def _parse(file: str, shift: float) -> _Parsed:
     """One annotation file: filename, path, width, height, objects and how many are difficult.
 
     The fast path reads each element with ``findtext`` and lets a missing or bad value fail

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support import worker_children
 
 from multicloud_cv.datasets import voc
 from multicloud_cv.datasets.formats import read_dataset, write_dataset
@@ -246,3 +248,23 @@ def test_coco_to_voc_to_coco(source: Dataset, tmp_path: Path) -> None:
     via_voc = read_dataset(write_dataset(via_coco, tmp_path / "voc", "voc"), "voc")
     again = read_dataset(write_dataset(via_voc, tmp_path / "coco2", "coco"), "coco")
     assert_same_dataset(source, again, box_tolerance=0)
+
+
+def test_worker_processes_read_the_same_dataset(source: Dataset, tmp_path: Path) -> None:
+    out = write_dataset(source, tmp_path / "out", "voc")
+    alone = voc.read(out, processes=1)
+    assert voc.read(out, processes=2) == alone  # same images, boxes, splits and classes, in the same order
+    assert voc._processes(voc.PROCESSES_FROM - 1, None) == 1  # small sets never pay a worker's start
+    assert 1 <= voc._processes(voc.PROCESSES_FROM, None) <= voc.MAX_PROCESSES
+    with pytest.raises(DatasetError, match="processes 0 must be at least 1"):
+        voc.read(out, processes=0)
+
+
+def test_a_bad_file_parsed_in_a_worker_names_itself(tmp_path: Path) -> None:
+    files = {f"{n:03d}": annotation(objects=obj("cat", 1, 1, 5, 5)) for n in range(600)}
+    files["450"] = annotation(objects=obj("cat", 1, "one", 2, 2))
+    root = voc_dir(tmp_path / "v", files)
+    with pytest.raises(DatasetError, match=r"450\.xml: <object/bndbox/ymin> is 'one'"):
+        voc.read(root, processes=2)
+    if sys.platform == "linux":
+        assert worker_children() == []  # stopped when the error left read(), not when its traceback is freed

@@ -13,7 +13,8 @@ import pytest
 
 from mcv_local.serving.errors import InvalidImage
 from mcv_local.serving.server import MicroBatcher, ServerOptions
-from mcv_local.serving.session import OnnxModel, available_cores
+from mcv_local.serving.session import OnnxModel
+from multicloud_cv.workers import usable_cpus
 
 
 class RecordingModel:
@@ -102,7 +103,7 @@ def test_a_lone_small_batch_uses_the_solo_session(model: OnnxModel, image_bytes:
 
 
 def test_server_options_defaults() -> None:
-    cores = available_cores()
+    cores = usable_cpus()
     opts = ServerOptions().resolved()
     assert opts.inference_threads == cores and opts.intra_op_threads == 1
     assert opts.decode_threads == 0 and opts.max_batch >= 1

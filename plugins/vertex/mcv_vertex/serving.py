@@ -64,9 +64,9 @@ class VertexModel:
         path = self.model_dir / MODEL_FILE
         if not path.is_file():
             raise NotFound(f"no {MODEL_FILE} in {self.model_dir}: is this a multicloud-cv model folder?")
-        from mcv_local.serving.session import available_cores
+        from multicloud_cv.workers import usable_cpus
 
-        threads = threads or available_cores()
+        threads = threads or usable_cpus()
         self.task = _onnx_task(path)
         self.classifier: Any = None
         self.detector: Any = None

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from multicloud_cv.workers import usable_cpus
+
 from ._decode import decode_chunk, decode_one
 from .errors import EngineError
 
@@ -49,14 +51,6 @@ POOL_MIN_IMAGES = 2000
 CHUNK = 500
 
 Sample = tuple[str, list[int]]
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def physical_memory() -> int:
@@ -167,7 +161,7 @@ def decode_all(paths: Sequence[str], image_size: int, channels: int, workers: in
     start = time.perf_counter()
     out = torch.empty((len(paths), image_size, image_size, channels), dtype=torch.uint8)
     array = out.numpy()
-    workers = min(8, cpu_count()) if workers is None else workers
+    workers = min(8, usable_cpus()) if workers is None else workers
     jobs = [(list(paths[i : i + CHUNK]), image_size, channels) for i in range(0, len(paths), CHUNK)]
     pooled = False
     if workers > 1 and len(paths) >= POOL_MIN_IMAGES:
@@ -397,7 +391,7 @@ def build_loaders(
     start = time.perf_counter()
     train_labels = encode_labels(train, task, num_classes)
     val_labels = encode_labels(val, task, num_classes)
-    workers = min(8, cpu_count()) if workers is None else workers
+    workers = min(8, usable_cpus()) if workers is None else workers
     eval_batch = max(batch_size, 256 if image_size <= IN_MEMORY_MAX_SIZE else batch_size)
     train_batches: Batches
     val_batches: Batches

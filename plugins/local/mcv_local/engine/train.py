@@ -31,13 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from multicloud_cv.workers import usable_cpus
+
 from .checkpoint_io import save_atomic
 from .config import TrainConfig
 from .data import (
     IN_MEMORY_MAX_SIZE,
     Batches,
     build_loaders,
-    cpu_count,
     crop_padding,
     inspect_images,
     split_validation,
@@ -151,7 +152,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         lr=lr,
         precision=precision,
         crop_padding=padding,
-        num_threads=cfg.num_threads or cpu_count(),
+        num_threads=cfg.num_threads or usable_cpus(),
     )
 
 
@@ -319,7 +320,7 @@ def train(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.num_threads or cpu_count())
+    torch.set_num_threads(cfg.num_threads or usable_cpus())
     try:
         if model_id is None:
             named = workdir.resolve()

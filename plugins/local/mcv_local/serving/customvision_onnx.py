@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from mcv_local.serving.errors import ModelLoadError
-from mcv_local.serving.session import DEFAULT_THRESHOLD, DEFAULT_TOP_K, available_cores, check_options, decode_image
+from mcv_local.serving.session import DEFAULT_THRESHOLD, DEFAULT_TOP_K, check_options, decode_image
+from multicloud_cv.workers import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class CustomVisionOnnx:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(intra_op_threads or available_cores()))
+        options.intra_op_num_threads = max(1, int(intra_op_threads or usable_cpus()))
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:

@@ -59,7 +59,8 @@ import numpy as np
 
 from mcv_local.serving.errors import InvalidImage, ModelLoadError, PortInUse, ServingError
 from mcv_local.serving.responses import error_response, http_error, invalid_image_response, read_body
-from mcv_local.serving.session import OnnxModel, available_cores, check_options
+from mcv_local.serving.session import OnnxModel, check_options
+from multicloud_cv.workers import usable_cpus
 
 log = logging.getLogger("mcv_local.serving")
 
@@ -92,7 +93,7 @@ class ServerOptions:
     solo_threads: int | None = None  # threads of the session for a batch that runs alone (0: none; default: cores)
 
     def resolved(self) -> ServerOptions:
-        cores = available_cores()
+        cores = usable_cpus()
         inference = max(1, self.inference_threads or cores)
         intra = max(1, self.intra_op_threads or cores // inference)
         decode = max(0, self.decode_threads if self.decode_threads is not None else 0)

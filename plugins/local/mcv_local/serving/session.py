@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mcv_local.preprocess import decode as _decode_pixels
 from mcv_local.serving.errors import InvalidImage, ModelLoadError
+from multicloud_cv.workers import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,6 @@ TASKS = ("classification", "multilabel")
 DEFAULT_TOP_K = 5
 DEFAULT_THRESHOLD = 0.5
 PROVIDER = "local"
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (affinity-aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def decode_image(data: bytes, image_size: int, channels: int) -> np.ndarray:
@@ -90,7 +82,7 @@ class OnnxModel:
             )
         import onnxruntime as ort
 
-        threads = intra_op_threads if intra_op_threads is not None else available_cores()
+        threads = intra_op_threads if intra_op_threads is not None else usable_cpus()
         self.intra_op_threads = max(1, int(threads))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -274,4 +266,4 @@ def check_options(top_k: Any, threshold: Any) -> tuple[int | None, float | None]
     return top_k, threshold
 
 
-__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_TOP_K", "OnnxModel", "available_cores", "check_options", "decode_image"]
+__all__ = ["DEFAULT_THRESHOLD", "DEFAULT_TOP_K", "OnnxModel", "check_options", "decode_image"]
