@@ -25,10 +25,11 @@ detection the im2rec / ``ImageDetIter`` layout ``[2, 5, cls, xmin, ymin, xmax, y
 with coordinates normalised by the original image size. ``id`` is the record's key, 0..n-1.
 
 Packing (:func:`write_recordio`): ``encode="keep"`` stores each file's bytes unchanged
-(im2rec ``--pass-through``). The ``.rec`` is written through one buffered file, the
-``.idx`` is built in memory, nothing is flushed per record, and the dmlc magic-word split
-is looked for with one vectorised compare per 4-byte word (numpy, ~4 us for 50 KB), so
-the per-record Python cost is a few microseconds on top of reading and writing the bytes.
+(im2rec ``--pass-through``), read straight into a 4 MiB buffer of framed records. A
+writing thread takes each full buffer, looks for the dmlc magic word at every aligned
+offset of it at once (one vectorised numpy compare; a record whose data holds it is
+re-framed), and writes it while the calling thread reads the next files: reading and
+writing overlap on two cores. The ``.idx`` is built in memory; nothing is flushed per record.
 ``resize=N`` scales the shorter side to N pixels keeping the aspect ratio, with im2rec's
 integer size rule, and re-encodes as JPEG at ``quality`` (95, like im2rec). JPEGs are
 decoded at a reduced DCT scale first (Pillow ``Image.draft``: 1/2, 1/4 or 1/8 while
@@ -40,7 +41,7 @@ appends the records in dataset order, so the output is the same for any N: worke
 processes from :data:`PROCESSES_FROM` images on (Pillow holds the GIL between its C calls,
 so N threads keep only about 1.6 cores busy), threads for fewer images. Pass-through
 ignores ``threads``: it reads in the calling thread, because a reader pool only adds GIL
-hand-offs around each file's read and write (measured slower).
+hand-offs around each file's read (measured slower).
 
 Reading keeps the dataset path-based: :func:`read_recordio` extracts each image's bytes
 into a folder, one record at a time, and returns a :class:`Dataset` rooted there.
@@ -80,7 +81,9 @@ import io
 import logging
 import mmap
 import os
+import queue
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -89,7 +92,7 @@ from dataclasses import replace
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from multicloud_cv.datasets.lst import (
     ClassNames,
@@ -121,7 +124,11 @@ IR_SIZE = struct.calcsize(IR_FORMAT)  # 24, same as native 'IfQQ' on little-endi
 LENGTH_MASK = (1 << 29) - 1
 MAX_RECORD = 1 << 29
 ENCODES = ("keep", "jpeg")
-WRITE_BUFFER = 1 << 20
+#: Bytes of records gathered before the writing thread writes them (see :class:`_RecordWriter`).
+CHUNK_SIZE = 4 << 20
+_RECORD_HEAD = struct.Struct("<II")
+_PADDING = (b"", b"\0", b"\0\0", b"\0\0\0")
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -182,12 +189,6 @@ def _numpy_magic() -> tuple[Any, Any, Any]:
     return np, np.dtype("<u4"), np.uint32(MAGIC)
 
 
-def _has_aligned_magic(data: bytes) -> bool:
-    """Whether the magic word occurs at a 4-byte aligned offset of ``data`` (~4 us for 50 KB)."""
-    np, word, magic = _numpy_magic()
-    return bool((np.frombuffer(data, dtype=word, count=len(data) // 4) == magic).any())
-
-
 def frame(data: bytes) -> bytes:
     """Frame one record exactly as dmlc ``RecordIOWriter::WriteRecord`` does (splitting on aligned magic)."""
     size = len(data)
@@ -202,28 +203,6 @@ def frame(data: bytes) -> bytes:
     out += MAGIC_BYTES + struct.pack("<I", (3 if start else 0) << 29 | (size - start)) + data[start:]
     out += b"\0" * ((-size) % 4)
     return bytes(out)
-
-
-def _write_framed(out: IO[bytes], head: bytes, data: bytes) -> int:
-    """Append one record (``head + data``, ``len(head) % 4 == 0``) to ``out``; return the bytes written.
-
-    The common case (no magic word in the record) writes header, payload parts and
-    padding without concatenating them; otherwise falls back to :func:`frame`.
-    """
-    size = len(head) + len(data)
-    if size >= MAX_RECORD:
-        raise DatasetError(f"record of {size} bytes is too large; RecordIO records must be under 2^29 bytes")
-    if MAGIC_BYTES in head or _has_aligned_magic(data):
-        framed = frame(head + data)
-        out.write(framed)
-        return len(framed)
-    pad = (-size) % 4
-    out.write(struct.pack("<II", MAGIC, size))
-    out.write(head)
-    out.write(data)
-    if pad:
-        out.write(b"\0" * pad)
-    return 8 + size + pad
 
 
 # --- reading records -----------------------------------------------------------------------------
@@ -382,41 +361,195 @@ def check_rec_matches_lst(rec: Path, lst: Path) -> None:
 
 
 class _RecordWriter:
-    """Appends framed records to a ``.rec`` through one buffered file; the ``.idx`` lines stay in memory.
+    """Appends framed records to a ``.rec`` through a writing thread; the ``.idx`` lines stay in memory.
 
-    Nothing is flushed per record. Use as a context manager; the ``.idx`` is written when
-    the block ends without an exception, and the partial ``.rec`` is removed when it ends
-    with one (an earlier ``.idx`` of that name too: it would not match), so a failed
-    packing leaves nothing half-written.
+    Records are laid out in :data:`CHUNK_SIZE` buffers in this thread: a file's bytes are read
+    straight into the buffer (:meth:`append_file`, one copy) or copied there (:meth:`append`).
+    A full buffer goes to a writing thread that looks for the magic word at every aligned
+    offset of the buffer at once (one vectorised compare; dmlc splits a record wherever its
+    data holds the word, about once in 2^32 words), re-frames such a record with
+    :func:`frame`, and writes the buffer with ``os.write`` while this thread fills the next:
+    both threads spend their time in system calls or numpy, which release the GIL, so
+    reading and writing overlap on two cores. Three buffers at most are in use.
+
+    Use as a context manager. The ``.idx`` is written when the block ends without an
+    exception; when it ends with one (or the writing failed) the partial ``.rec`` is removed,
+    and an earlier ``.idx`` of that name too (it would not match), so a failed packing leaves
+    nothing half-written. A writing error is raised in this thread at the next full buffer
+    or at the end.
     """
 
     def __init__(self, rec_path: Path, idx_path: Path) -> None:
         self.rec_path, self.idx_path = Path(rec_path), Path(idx_path)
         self.rec_path.parent.mkdir(parents=True, exist_ok=True)
-        self.out = open(self.rec_path, "wb", buffering=WRITE_BUFFER)  # noqa: SIM115 - closed in __exit__
-        self.index: list[str] = []
-        self.offset = 0
+        self.fd = os.open(self.rec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+        self.index: list[str] = []  # written by the writing thread, read after it is joined
+        self.offset = 0  # bytes written to the .rec (idem)
+        self._buffer = bytearray(CHUNK_SIZE)
+        self._view = memoryview(self._buffer)
+        self._used = 0
+        self._records: list[tuple[int, int]] = []  # (key, start in the buffer) of the buffer's records
+        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._spares = 0
+        self._parked: bytearray | None = None
+        self._full: queue.SimpleQueue[tuple[bytearray, int, list[tuple[int, int]]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._appended = 0
 
     def __enter__(self) -> _RecordWriter:
         return self
 
-    def append(self, key: int, head: bytes, data: bytes) -> None:
+    def _reserve(self, total: int) -> int:
+        """Room for ``total`` bytes in the current buffer (handing the full one over first); return its start."""
+        if self._used + total > len(self._buffer):
+            self._hand_over()
+            if total > len(self._buffer):  # a record larger than a buffer gets one of its own
+                self._parked = self._buffer  # empty; back in use once the large record is handed over
+                self._buffer = bytearray(total)
+                self._view = memoryview(self._buffer)
+        start = self._used
+        self._used += total
+        return start
+
+    def append(self, key: int, head: bytes, data: bytes | memoryview) -> None:
         """Append one record (``head`` a multiple of 4 bytes long, then ``data``) under ``key``."""
-        self.index.append(f"{key}\t{self.offset}\n")
-        self.offset += _write_framed(self.out, head, data)
+        size = len(head) + len(data)
+        if size >= MAX_RECORD:
+            raise DatasetError(f"record of {size} bytes is too large; RecordIO records must be under 2^29 bytes")
+        pad = -size % 4
+        start = self._reserve(8 + size + pad)
+        _RECORD_HEAD.pack_into(self._buffer, start, MAGIC, size)
+        body = start + 8 + len(head)
+        self._view[start + 8 : body] = head
+        self._view[body : body + len(data)] = data
+        self._view[body + len(data) : body + len(data) + pad] = _PADDING[pad]
+        self._records.append((key, start))
+        self._appended += 1
+
+    def append_file(self, key: int, head: bytes, path: str) -> None:
+        """Append one record of ``head`` and the bytes of the file at ``path``, read straight into the buffer.
+
+        The file's size is taken from ``fstat``; a file that shrinks meanwhile gives the bytes it had.
+        """
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except OSError as exc:
+            raise DatasetError(f"cannot read image {path}: {exc}") from exc
+        try:
+            length = os.fstat(fd).st_size
+            size = len(head) + length
+            if size >= MAX_RECORD:
+                raise DatasetError(f"{path}: {length} bytes is too large; RecordIO records must be under 2^29 bytes")
+            start = self._reserve(8 + size + (-size % 4))
+            view = self._view
+            body = start + 8 + len(head)
+            view[start + 8 : body] = head
+            got = os.readv(fd, [view[body : body + length]])
+            while got < length and (more := os.readv(fd, [view[body + got : body + length]])):
+                got += more
+        except OSError as exc:
+            raise DatasetError(f"cannot read image {path}: {exc}") from exc
+        finally:
+            os.close(fd)
+        if got < length:
+            size = len(head) + got
+            self._used = body + got + (-size % 4)
+        _RECORD_HEAD.pack_into(self._buffer, start, MAGIC, size)
+        view[body + got : self._used] = _PADDING[-size % 4]
+        self._records.append((key, start))
+        self._appended += 1
+
+    def _hand_over(self) -> None:
+        """Give the current buffer to the writing thread (started on first use) and take a free one."""
+        if self._error is not None:
+            raise self._error
+        if not self._records:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="mcv-recordio-writer", daemon=True)
+            self._thread.start()
+        self._full.put((self._buffer, self._used, self._records))
+        if self._parked is not None:
+            self._buffer, self._parked = self._parked, None
+        elif self._spares < 2:  # three buffers in all: one filling, one writing, one ready
+            self._spares += 1
+            self._buffer = bytearray(CHUNK_SIZE)
+        else:
+            self._buffer = self._spare.get()
+        self._view = memoryview(self._buffer)
+        self._used = 0
+        self._records = []
+
+    def _drain(self) -> None:
+        """The writing thread: write each handed-over buffer until ``None``; keep the first error."""
+        while (item := self._full.get()) is not None:
+            buffer, used, records = item
+            if self._error is None:
+                try:
+                    self._write(buffer, used, records)
+                except BaseException as exc:  # raised again in the appending thread
+                    self._error = (
+                        exc if isinstance(exc, DatasetError) else DatasetError(f"cannot write {self.rec_path}: {exc}")
+                    )
+            if len(buffer) == CHUNK_SIZE:
+                self._spare.put(buffer)
+
+    def _write(self, buffer: bytearray, used: int, records: list[tuple[int, int]]) -> None:
+        """Write one buffer's records, re-framing any whose data holds the magic word at an aligned offset."""
+        np, word, magic = _numpy_magic()
+        hits = np.flatnonzero(np.frombuffer(buffer, dtype=word, count=used // 4) == magic)
+        view = memoryview(buffer)
+        if len(hits) == len(records):  # only the record heads: every record starts with the word
+            self.index.extend(f"{key}\t{self.offset + start}\n" for key, start in records)
+            self._write_all(view[:used])
+            return
+        inside = sorted(set((4 * hits).tolist()) - {start for _, start in records})
+        ends = [start for _, start in records[1:]] + [used]
+        for (key, start), end in zip(records, ends, strict=True):
+            self.index.append(f"{key}\t{self.offset}\n")
+            if any(start < position < end for position in inside):
+                size = _RECORD_HEAD.unpack_from(buffer, start)[1] & LENGTH_MASK
+                self._write_all(memoryview(frame(bytes(view[start + 8 : start + 8 + size]))))
+            else:
+                self._write_all(view[start:end])
+
+    def _write_all(self, data: memoryview) -> None:
+        written = 0
+        while written < len(data):
+            written += os.write(self.fd, data[written:])
+        self.offset += len(data)
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
-        self.out.close()
-        if error is None:
+        problem: BaseException | None = None
+        try:
+            if error is None:
+                if self._thread is None:  # everything fitted in one buffer: write it here
+                    self._write(self._buffer, self._used, self._records)
+                else:
+                    self._hand_over()
+        except OSError as exc:
+            problem = DatasetError(f"cannot write {self.rec_path}: {exc}")
+        except BaseException as exc:
+            problem = exc
+        finally:
+            if self._thread is not None:
+                self._full.put(None)
+                self._thread.join()
+            os.close(self.fd)
+        problem = problem or self._error
+        if error is None and problem is None:
             self.idx_path.write_text("".join(self.index), encoding="utf-8")
             return
         self.rec_path.unlink(missing_ok=True)
         self.idx_path.unlink(missing_ok=True)
+        if error is None and problem is not None:
+            raise problem
 
     @property
     def count(self) -> int:
         """Records appended so far."""
-        return len(self.index)
+        return self._appended
 
 
 def write_records(rec_path: Path, idx_path: Path, payloads: Iterable[tuple[int, bytes]]) -> int:
@@ -532,6 +665,14 @@ def _label(dataset: Dataset, image: ImageRecord, label_format: str) -> float | t
 PROCESSES_FROM = 256
 
 
+def _detection_label(image: ImageRecord, data: bytes | None) -> tuple[float, ...]:
+    """The im2rec detection label of ``image``, normalised by its stored size, else by ``data``'s header."""
+    if image.width and image.height:
+        return tuple(detection_label(image, image.width, image.height))
+    assert data is not None, "an image without a stored size needs its bytes"
+    return tuple(detection_label(image, *_image_size(data, image.path)))
+
+
 def write_recordio(
     dataset: Dataset,
     rec_path: Path,
@@ -551,8 +692,9 @@ def write_recordio(
     decodes and encodes in that many workers when re-encoding: worker processes
     (:func:`multicloud_cv.workers.process_map`) from :data:`PROCESSES_FROM` images on, since
     Pillow holds the GIL between its C calls and threads keep about 1.6 cores busy whatever
-    their number; threads below that. Pass-through reads in the calling thread. Records are
-    written in dataset order either way, from this process.
+    their number; threads below that. Pass-through reads each file straight into the
+    record buffer in the calling thread, while a writing thread writes the previous buffer.
+    Records are written in dataset order either way, from this process.
     Keys and IRHeader ids are 0..n-1 in dataset order. Paths, class names and splits are
     not stored in RecordIO: :func:`write` puts a ``.lst`` (same stem) and ``classes.txt``
     beside it for :func:`read_recordio`.
@@ -574,30 +716,28 @@ def write_recordio(
     if remote is not None:
         raise DatasetError(f"{remote.path}: RecordIO packs the image bytes; download the images before packing")
     labels = [_label(dataset, image, label_format) for image in images]  # label errors before any work
-    passthrough = encode == "keep" and resize is None
     root = str(dataset.root)
-
-    def load(image: ImageRecord) -> tuple[bytes, tuple[int, int] | None]:
-        path = os.path.join(root, image.path)  # an absolute image path stays as it is; pathlib costs ~20 us here
-        if passthrough:
-            return _read_file(path), None
-        return _transcode(path, quality, resize)
+    paths = [os.path.join(root, image.path) for image in images]  # absolute stays absolute; pathlib: ~20 us each
 
     with _RecordWriter(rec_path, idx_path) as writer:
-        loaded: Iterable[tuple[bytes, tuple[int, int] | None]]
-        if passthrough:  # reads in this thread: a reader pool only adds GIL hand-offs per file (measured slower)
-            loaded = map(load, images)
-        elif threads > 1 and len(images) >= PROCESSES_FROM:
-            tasks = ((os.path.join(root, image.path), quality, resize) for image in images)
-            loaded = process_map(_transcode_task, tasks, processes=threads)
+        if encode == "keep" and resize is None:  # pass-through, in this thread: file bytes straight into the .rec
+            for key, (image, label, path) in enumerate(zip(images, labels, paths, strict=True)):
+                if label is not None or (image.width and image.height):
+                    head = _header_bytes(_detection_label(image, None) if label is None else label, key)
+                    writer.append_file(key, head, path)
+                else:  # detection without a stored size: the bytes are needed first, for the header
+                    data = _read_file(path)
+                    writer.append(key, _header_bytes(_detection_label(image, data), key), data)
+            log.debug("packed %d records (%d bytes) into %s", writer.count, writer.offset, rec_path)
+            return writer.count
+        loaded: Iterable[tuple[bytes, tuple[int, int]]]
+        if threads > 1 and len(images) >= PROCESSES_FROM:
+            loaded = process_map(_transcode_task, ((path, quality, resize) for path in paths), processes=threads)
         else:
-            loaded = _ordered_map(load, images, threads)
+            loaded = _ordered_map(lambda path: _transcode(path, quality, resize), paths, threads)
         for key, (image, label, (data, source)) in enumerate(zip(images, labels, loaded, strict=True)):
             if label is None:  # detection: normalise by the original image size
-                if image.width and image.height:
-                    width, height = image.width, image.height
-                else:
-                    width, height = source or _image_size(data, image.path)
+                width, height = (image.width, image.height) if image.width and image.height else source
                 label = tuple(detection_label(image, width, height))
             writer.append(key, _header_bytes(label, key), data)
     log.debug("packed %d records (%d bytes) into %s", writer.count, writer.offset, rec_path)

@@ -497,3 +497,66 @@ def test_worker_processes_write_the_same_records_and_report_a_bad_image(
     with pytest.raises(DatasetError, match=r"p1\.jpg: cannot decode the image"):
         write_recordio(photos, tmp_path / "bad.rec", tmp_path / "bad.idx", resize=24, threads=2)
     assert not (tmp_path / "bad.rec").exists() and not (tmp_path / "bad.idx").exists()
+
+
+def _expected_rec(payloads: list[tuple[int, bytes]]) -> tuple[bytes, str]:
+    """The .rec and .idx a one-record-at-a-time writer produces: each payload framed, offsets summed."""
+    rec, idx = b"", ""
+    for key, payload in payloads:
+        idx += f"{key}\t{len(rec)}\n"
+        rec += frame(payload)
+    return rec, idx
+
+
+def test_writing_thread_gives_the_same_bytes_over_many_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recordio, "CHUNK_SIZE", 256)  # many hand-overs, the writing thread busy
+    rng = random.Random(3)
+    payloads = [(k, bytes(rng.randrange(256) for _ in range(rng.randrange(0, 90)))) for k in range(300)]
+    payloads[150] = (150, b"abcd" + MAGIC + b"efgh" + MAGIC)  # split by dmlc: re-framed by the writing thread
+    payloads[151] = (151, b"ab" + MAGIC + b"cd")  # the word at an unaligned offset: not split
+    payloads[200] = (200, b"big!" * 300 + MAGIC)  # larger than a buffer: one of its own, then back to the pool
+    payloads[201] = (201, b"z" * 900)
+    write_records(tmp_path / "w.rec", tmp_path / "w.idx", payloads)
+    rec, idx = _expected_rec(payloads)
+    assert (tmp_path / "w.rec").read_bytes() == rec
+    assert (tmp_path / "w.idx").read_text() == idx
+    assert [p for _, p in iter_records(tmp_path / "w.rec")] == [p for _, p in payloads]
+
+
+def test_pass_through_reads_files_into_the_buffer(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recordio, "CHUNK_SIZE", 1024)  # smaller than the images: buffers of their own too
+    (tmp_path / "data" / "magic.bin").write_bytes(MAGIC * 5 + b"x")
+    (tmp_path / "data" / "empty.bin").write_bytes(b"")
+    extra = [ImageRecord("magic.bin", labels=(1,)), ImageRecord("empty.bin", labels=(0,))]
+    data = replace(tiny, images=[*extra, *tiny.images, *extra])
+    assert write_recordio(data, tmp_path / "a.rec", tmp_path / "a.idx") == len(data.images)
+    payloads = [(k, pack(IRHeader(0, float(i.labels[0]), k, 0), data.absolute(i).read_bytes())) for k, i in
+                enumerate(data.images)]  # fmt: skip
+    rec, idx = _expected_rec(payloads)
+    assert (tmp_path / "a.rec").read_bytes() == rec
+    assert (tmp_path / "a.idx").read_text() == idx
+
+
+def test_a_failed_write_is_raised_and_leaves_nothing(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recordio, "CHUNK_SIZE", 512)
+    calls = []
+
+    def disk_full(self: object, data: memoryview) -> None:
+        calls.append(len(data))
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recordio._RecordWriter, "_write_all", disk_full)
+    (tmp_path / "old.idx").write_text("0\t0\n")
+    with pytest.raises(DatasetError, match=r"cannot write .*old\.rec: \[Errno 28\] No space left on device"):
+        write_recordio(tiny, tmp_path / "old.rec", tmp_path / "old.idx")
+    assert not (tmp_path / "old.rec").exists() and not (tmp_path / "old.idx").exists()
+    missing = replace(tiny, images=[*tiny.images, ImageRecord("gone.png", labels=(0,))])
+    monkeypatch.undo()
+    with pytest.raises(DatasetError, match=r"cannot read image .*gone\.png"):
+        write_recordio(missing, tmp_path / "m.rec", tmp_path / "m.idx")
+    assert not (tmp_path / "m.rec").exists()
