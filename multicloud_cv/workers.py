@@ -102,14 +102,17 @@ class _Worker:
             env=env,
         )
 
-    def stop(self) -> None:
-        """Close its stdin (it exits after the chunk in hand), kill it after a grace period, reap it."""
-        process = self.process
+    def close_input(self) -> None:
+        """Close its stdin: it exits after the chunk in hand."""
         try:
-            if process.stdin is not None:
-                process.stdin.close()
+            if self.process.stdin is not None:
+                self.process.stdin.close()
         except OSError:  # a worker that died: the pipe is broken
             pass
+
+    def reap(self) -> None:
+        """Wait for it to exit (after :meth:`close_input`), kill it after a grace period."""
+        process = self.process
         try:
             process.wait(_GRACE_S)
         except subprocess.TimeoutExpired:
@@ -132,9 +135,12 @@ class _Pool:
         self.handed = self.consumed = 0
         self.total: int | None = None
 
-    def next_chunk(self) -> tuple[int, list[Any]] | None:
+    def next_chunk(self, wait: bool = True) -> tuple[int, list[Any]] | None:
+        """The next chunk and its index; ``None`` when there are no more (or, with ``wait=False``, none may go now)."""
         with self.lock:
             while self.handed - self.consumed >= self.ahead and not self.closed and self.failure is None:
+                if not wait:
+                    return None
                 self.lock.wait(0.5)
             if self.closed or self.failure is not None or self.total is not None:
                 return None
@@ -161,6 +167,12 @@ class _Pool:
             if self.failure is None:
                 self.failure = error
             self.lock.notify_all()
+
+    def waiting(self, index: int) -> bool:
+        """Whether :meth:`take` of ``index`` would block now."""
+        with self.lock:
+            done = self.total is not None and index >= self.total
+            return index not in self.answers and self.failure is None and not done
 
     def take(self, index: int) -> tuple[str, Any] | None:
         """Chunk ``index``'s answer; ``None`` after the last chunk. Raises a worker's failure."""
@@ -202,20 +214,38 @@ def _serve(worker: _Worker, pool: _Pool) -> None:
         pool.fail(exc)
 
 
+def _compute(function: Callable[[Any], Any], items: list[Any]) -> tuple[str, Any]:
+    """One chunk's answer: ``("ok", results)``, or ``("error", (results before it, exception))``."""
+    results: list[Any] = []
+    try:
+        for item in items:
+            results.append(function(item))
+    except Exception as exc:  # the caller raises it again, after the results before it
+        return "error", (results, exc)
+    return "ok", results
+
+
 def process_map(
-    function: Callable[[_T], _R], items: Iterable[_T], processes: int, chunk_size: int = 16
+    function: Callable[[_T], _R],
+    items: Iterable[_T],
+    processes: int,
+    chunk_size: int = 16,
+    inline: bool = False,
 ) -> Iterator[_R]:
     """``map(function, items)`` in order, computed by ``processes`` worker processes (see the module docstring).
 
     ``chunk_size`` items travel together (fewer round trips); at most ``4 x processes`` chunks are
-    computed ahead of the consumer. Raises ``ValueError`` when ``function`` is not importable by
-    module and name.
+    computed ahead of the consumer. ``inline=True`` lets the calling thread compute chunks too
+    whenever the one it needs next is not ready (for work that is cheap to hand back but where
+    a core would otherwise sit idle in the caller: ``processes`` is then one less than the
+    cores). Raises ``ValueError`` when ``function`` is not importable by module and name.
     """
     if processes < 1 or chunk_size < 1:
         raise ValueError("processes and chunk_size must be at least 1")
     name = _function_name(function)
     iterator = iter(items)
-    pool = _Pool(iter(lambda: list(islice(iterator, chunk_size)), []), ahead=4 * processes)
+    ahead = 4 * (processes + inline)
+    pool = _Pool(iter(lambda: list(islice(iterator, chunk_size)), []), ahead=ahead)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # one core a worker: no library thread pools on top
     workers: list[_Worker] = []
@@ -228,7 +258,11 @@ def process_map(
             threads.append(thread)
             thread.start()
         index = 0
-        while (answer := pool.take(index)) is not None:
+        while True:
+            while inline and pool.waiting(index) and (claimed := pool.next_chunk(wait=False)) is not None:
+                pool.answer(claimed[0], _compute(function, claimed[1]))
+            if (answer := pool.take(index)) is None:
+                break
             kind, value = answer
             if kind == "error":
                 done, error = value
@@ -238,8 +272,10 @@ def process_map(
             index += 1
     finally:
         pool.close()
+        for worker in workers:  # all told first: they exit together
+            worker.close_input()
         for worker in workers:
-            worker.stop()
+            worker.reap()
         for thread in threads:
             thread.join(_GRACE_S)
 
@@ -260,14 +296,7 @@ def _main(argv: Sequence[str]) -> int:
                 items = _read_frame(requests)
             except EOFError:
                 return 0
-            results: list[Any] = []
-            reply: tuple[str, Any]
-            try:
-                for item in items:
-                    results.append(function(item))
-                reply = ("ok", results)
-            except Exception as exc:  # the caller raises it again, after the results before it
-                reply = ("error", (results, exc))
+            reply = _compute(function, items)
             try:
                 _write_frame(answers, reply)
             except (pickle.PicklingError, TypeError, AttributeError) as exc:

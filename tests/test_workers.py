@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,11 @@ def die_on_5(x: int) -> int:
     return x
 
 
+def slow_pid(x: int) -> tuple[int, int]:
+    time.sleep(0.002)
+    return x, os.getpid()
+
+
 def print_and_pid(x: int) -> tuple[int, int]:
     print("noise on stdout must not reach the answers")
     return x, os.getpid()
@@ -50,10 +56,20 @@ def test_results_in_order_from_several_processes_and_none_left() -> None:
     assert worker_children() == []
 
 
-def test_an_error_is_raised_at_its_item_after_the_results_before_it() -> None:
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_inline_the_caller_computes_chunks_too_in_order() -> None:
+    results = list(process_map(slow_pid, range(300), processes=1, chunk_size=5, inline=True))
+    assert [x for x, _ in results] == list(range(300))
+    pids = {pid for _, pid in results}
+    assert os.getpid() in pids and len(pids) == 2  # the caller while the worker started, then both
+    assert worker_children() == []
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_an_error_is_raised_at_its_item_after_the_results_before_it(inline: bool) -> None:
     seen = []
     with pytest.raises(ValueError, match="13 is refused"):
-        for value in process_map(square_but_13, range(40), processes=2, chunk_size=5):
+        for value in process_map(square_but_13, range(40), processes=2, chunk_size=5, inline=inline):
             seen.append(value)
     assert seen == [x * x for x in range(13)]
 

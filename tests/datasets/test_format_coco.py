@@ -207,8 +207,9 @@ def test_bad_input_names_the_file(tmp_path: Path, change: dict[str, Any], messag
 def test_unreadable_files(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"images": [')
-    with pytest.raises(DatasetError, match=r"broken\.json: not valid JSON"):
+    with pytest.raises(DatasetError, match=r"broken\.json: not valid JSON") as caught:
         coco.read(broken)
+    assert "line 1 column 13" in str(caught.value)  # the standard library's words: where it broke
     no_images = write_json(tmp_path / "none.json", {"annotations": [], "categories": []})
     with pytest.raises(DatasetError, match="no 'images' list"):
         coco.read(no_images)
@@ -256,3 +257,12 @@ def test_written_numbers_carry_no_float_noise(tmp_path: Path) -> None:
     written = json.loads((out / "annotations" / "instances_test.json").read_text())["annotations"][0]
     assert written["bbox"] == [557.28, 375.36, 64.04, 73.38] and written["area"] == 4699.2552
     assert_same_dataset(data, read_dataset(out, "coco"), box_tolerance=1e-9)
+
+
+@pytest.mark.parametrize(("encoding", "prefix"), [("utf-8", b"\xef\xbb\xbf"), ("utf-16", b""), ("utf-32", b"")])
+def test_files_orjson_refuses_are_read_as_json_reads_them(tmp_path: Path, encoding: str, prefix: bytes) -> None:
+    document = tiny_coco()
+    expected = coco.read(write_json(tmp_path / "plain.json", document))
+    odd = tmp_path / "odd.json"
+    odd.write_bytes(prefix + json.dumps(document).encode(encoding))  # a byte-order mark; UTF-16/32 carry one
+    assert coco.read(odd).images == expected.images
