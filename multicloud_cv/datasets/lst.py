@@ -321,7 +321,7 @@ def _parse_lst(lst_path: Path, root: Path, split: str | None) -> list[_Row]:
             )
         seen[index] = number
         try:
-            labels = [float(cell) for cell in columns[1:-1]]
+            labels = list(map(float, columns[1:-1]))
         except ValueError:
             cell = next(cell for cell in columns[1:-1] if not _is_number(cell))
             raise DatasetError(f"{source}:{number}: label '{cell}' is not a number") from None
