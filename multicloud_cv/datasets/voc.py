@@ -384,8 +384,9 @@ def write(dataset: Dataset, dest: Path, copy_images: bool = True, coordinates: s
     taken: set[str] = set()
     members: dict[str, list[str]] = {split: [] for split in SPLIT_FILES}
     for image in dataset.images:
-        source = image.path if is_uri(image.path) else os.path.join(root, image.path)
-        base = source.rsplit("/", 1)[-1] if is_uri(source) else os.path.basename(source)
+        uri = is_uri(image.path)
+        source = image.path if uri else os.path.join(root, image.path)
+        base = source.rsplit("/", 1)[-1] if uri else os.path.basename(source)
         stem, dot, suffix = base.rpartition(".")
         if not dot:
             stem, suffix = base, ""
@@ -397,7 +398,7 @@ def write(dataset: Dataset, dest: Path, copy_images: bool = True, coordinates: s
         taken.add(unique.casefold())
         filename = unique + suffix
         path_line = ""
-        if copy_images and not is_uri(source):
+        if copy_images and not uri:
             link_or_copy(source, images_dir / filename)
         else:
             path_line = f"\t<path>{escape(source)}</path>\n"
@@ -409,10 +410,11 @@ def write(dataset: Dataset, dest: Path, copy_images: bool = True, coordinates: s
             "\t<segmented>0</segmented>\n"
         ]
         for b in image.boxes:
-            if not (0 <= b.label < count and -inf < b.x_min <= b.x_max < inf and -inf < b.y_min <= b.y_max < inf):
+            label, x_min, y_min, x_max, y_max = b.label, b.x_min, b.y_min, b.x_max, b.y_max
+            if not (0 <= label < count and -inf < x_min <= x_max < inf and -inf < y_min <= y_max < inf):
                 raise _bad_box(image, b, count)
-            bndbox = BNDBOX % (b.x_min + shift, b.y_min + shift, b.x_max, b.y_max)
-            parts.append(f"\t<object><name>{names[b.label]}</name>{OBJECT_FLAGS}{bndbox}</object>\n")
+            bndbox = BNDBOX % (x_min + shift, y_min + shift, x_max, y_max)
+            parts.append(f"\t<object><name>{names[label]}</name>{OBJECT_FLAGS}{bndbox}</object>\n")
         parts.append("</annotation>\n")
         _write_bytes(f"{xml_dir}/{unique}.xml", "".join(parts).encode())
         if image.split is not None:
