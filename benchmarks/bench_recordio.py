@@ -27,7 +27,8 @@ Measured, with a warm page cache (a first raw pass reads every file), interleave
     ``raw copy``: the same loop appending every file to one output file, no framing (the
     floor of any packer, since the bytes must be written too);
 (b) ``im2rec pass-through``: ``im2rec.py --pass-through`` (1 thread, its default);
-(c) ``ours pass-through``: ``write_recordio(encode="keep")`` (reads in the calling thread);
+(c) ``ours pass-through``: ``read_lst`` + ``write_recordio(encode="keep")`` (reads each file into the
+    record buffer in the calling thread; a writing thread writes the full buffers);
 (d) ``im2rec resize``: ``im2rec.py --resize 224 --quality 95 --num-thread 2`` (2 encoding
     processes, a writer process and the feeding process);
 (e) ``ours resize``: ``write_recordio(resize=224, quality=95, threads=2)`` (2 worker processes

@@ -234,11 +234,12 @@ def process_map(
 ) -> Iterator[_R]:
     """``map(function, items)`` in order, computed by ``processes`` worker processes (see the module docstring).
 
-    ``chunk_size`` items travel together (fewer round trips); at most ``4 x processes`` chunks are
-    computed ahead of the consumer. ``inline=True`` lets the calling thread compute chunks too
-    whenever the one it needs next is not ready (for work that is cheap to hand back but where
-    a core would otherwise sit idle in the caller: ``processes`` is then one less than the
-    cores). Raises ``ValueError`` when ``function`` is not importable by module and name.
+    ``chunk_size`` items travel together (fewer round trips); at most four chunks per computing
+    process (``processes``, plus the caller with ``inline``) are computed ahead of the consumer.
+    ``inline=True`` lets the calling thread compute chunks too whenever the one it needs next is
+    not ready (for work that is cheap to hand back but where a core would otherwise sit idle in
+    the caller: ``processes`` is then one less than the cores). Raises ``ValueError`` when
+    ``function`` is not importable by module and name.
     """
     if processes < 1 or chunk_size < 1:
         raise ValueError("processes and chunk_size must be at least 1")

@@ -665,12 +665,12 @@ def _label(dataset: Dataset, image: ImageRecord, label_format: str) -> float | t
 PROCESSES_FROM = 256
 
 
-def _detection_label(image: ImageRecord, data: bytes | None) -> tuple[float, ...]:
-    """The im2rec detection label of ``image``, normalised by its stored size, else by ``data``'s header."""
+def _detection_label(image: ImageRecord, source: tuple[int, int] | None) -> tuple[float, ...]:
+    """The im2rec detection label of ``image``, normalised by its stored size, else by ``source`` (its pixels)."""
     if image.width and image.height:
         return tuple(detection_label(image, image.width, image.height))
-    assert data is not None, "an image without a stored size needs its bytes"
-    return tuple(detection_label(image, *_image_size(data, image.path)))
+    assert source is not None, "an image without a stored size needs the size of its pixels"
+    return tuple(detection_label(image, *source))
 
 
 def write_recordio(
@@ -727,7 +727,8 @@ def write_recordio(
                     writer.append_file(key, head, path)
                 else:  # detection without a stored size: the bytes are needed first, for the header
                     data = _read_file(path)
-                    writer.append(key, _header_bytes(_detection_label(image, data), key), data)
+                    head = _header_bytes(_detection_label(image, _image_size(data, image.path)), key)
+                    writer.append(key, head, data)
             log.debug("packed %d records (%d bytes) into %s", writer.count, writer.offset, rec_path)
             return writer.count
         loaded: Iterable[tuple[bytes, tuple[int, int]]]
@@ -737,8 +738,7 @@ def write_recordio(
             loaded = _ordered_map(lambda path: _transcode(path, quality, resize), paths, threads)
         for key, (image, label, (data, source)) in enumerate(zip(images, labels, loaded, strict=True)):
             if label is None:  # detection: normalise by the original image size
-                width, height = (image.width, image.height) if image.width and image.height else source
-                label = tuple(detection_label(image, width, height))
+                label = _detection_label(image, source)
             writer.append(key, _header_bytes(label, key), data)
     log.debug("packed %d records (%d bytes) into %s", writer.count, writer.offset, rec_path)
     return writer.count
