@@ -51,6 +51,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
+import orjson
+
 from multicloud_cv.datasets.media import image_size, is_uri, place_images, resolve_ref, size_for_normalising
 from multicloud_cv.datasets.model import SPLITS, BoxAnnotation, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
@@ -71,6 +73,8 @@ PROJECT_TYPES: dict[str, tuple[str, str | None]] = {
 }
 _TASK_FOR_TYPE = {value: key for key, value in PROJECT_TYPES.items()}
 _EPS = 1e-6
+#: Batch files as json.dumps(indent=2) lays them out, with a final newline; orjson writes them 10x faster.
+_JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 
 
 class UploadRegion(TypedDict):
@@ -102,10 +106,12 @@ def project_settings(task: str) -> dict[str, str | None]:
     return {"domain_type": domain_type, "classification_type": classification_type}
 
 
-def _normalised(value: float, size: int, what: str) -> float:
+def _normalised(value: float, size: int, image: ImageRecord, box: BoxAnnotation) -> float:
     ratio = value / size
-    if not -_EPS <= ratio <= 1 + _EPS:
-        raise DatasetError(f"{what} {value} lies outside the image (size {size} px); fix or clip the box")
+    if not -_EPS <= ratio <= 1 + _EPS:  # also false for NaN
+        raise DatasetError(
+            f"{image.path}: box {box}: {value} lies outside the image (size {size} px); fix or clip the box"
+        )
     return min(max(ratio, 0.0), 1.0)
 
 
@@ -139,11 +145,10 @@ def _entry(dataset: Dataset, image: ImageRecord, path: str) -> tuple[UploadEntry
         if image.boxes:
             width, height = size_for_normalising(dataset, image)
         for box in image.boxes:
-            what = f"{image.path}: box {box}:"
-            left, top = _normalised(box.x_min, width, what), _normalised(box.y_min, height, what)
-            right, bottom = _normalised(box.x_max, width, what), _normalised(box.y_max, height, what)
+            left, top = _normalised(box.x_min, width, image, box), _normalised(box.y_min, height, image, box)
+            right, bottom = _normalised(box.x_max, width, image, box), _normalised(box.y_max, height, image, box)
             if right < left or bottom < top:
-                raise DatasetError(f"{what} x_max/y_max below x_min/y_min; fix the box")
+                raise DatasetError(f"{image.path}: box {box}: x_max/y_max below x_min/y_min; fix the box")
             regions.append(
                 UploadRegion(
                     tag_name=dataset.classes[box.label],
@@ -231,10 +236,10 @@ def write_customvision(
     written: list[Path] = []
     for number, batch in enumerate(_batches(entries, batch_size, max_batch_bytes), start=1):
         target = dest / BATCH_DIR / f"batch-{number:04d}.json"
-        target.write_text(json.dumps({"images": batch}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        target.write_bytes(orjson.dumps({"images": batch}, option=_JSON_OPTIONS))
         written.append(target)
     tags = {**settings, "tags": list(dataset.classes)}
-    (dest / TAGS_FILE).write_text(json.dumps(tags, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (dest / TAGS_FILE).write_bytes(orjson.dumps(tags, option=_JSON_OPTIONS))
     log.debug("wrote %d Custom Vision batch file(s) under %s", len(written), dest / BATCH_DIR)
     return written
 

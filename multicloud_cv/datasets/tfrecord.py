@@ -323,13 +323,41 @@ def _example(dataset: Dataset, image: ImageRecord) -> dict[str, tuple[Any, str]]
     }
 
 
+def _tfrecord_package() -> Any:
+    """The ``tfrecord`` package, imported without the ``tfrecord.torch`` that its ``__init__`` tries first.
+
+    ``tfrecord/__init__.py`` runs ``from tfrecord import torch`` (its PyTorch ``Dataset``)
+    inside ``try/except ImportError``, which imports PyTorch itself where it is installed:
+    2.5 s before the first record of a conversion that needs none of it. While the package
+    loads, ``sys.modules["tfrecord.torch"]`` is ``None``, which makes that import raise
+    ``ImportError`` (skipped by the package); the entry is removed afterwards, so a caller can
+    still ``import tfrecord.torch`` later. Where PyTorch is already imported nothing is
+    blocked: the submodule then costs little.
+    """
+    import sys
+
+    if "tfrecord" in sys.modules or "torch" in sys.modules:
+        import tfrecord
+
+        return tfrecord
+    blocked = "tfrecord.torch" not in sys.modules
+    if blocked:
+        sys.modules["tfrecord.torch"] = None  # type: ignore[assignment]
+    try:
+        import tfrecord
+    finally:
+        if blocked and sys.modules.get("tfrecord.torch", 0) is None:
+            del sys.modules["tfrecord.torch"]
+    return tfrecord
+
+
 def write_tfrecord(dataset: Dataset, dest: Path) -> list[Path]:
     """Write ``label_map.pbtxt`` and one record file per split present into ``dest``; return the record files.
 
     Raises :class:`DatasetError` for a non-detection dataset, a missing or non-JPEG/PNG/GIF/BMP
     image, a remote image, a box outside its image or a label outside the classes.
     """
-    from tfrecord.writer import TFRecordWriter
+    writer_class = _tfrecord_package().writer.TFRecordWriter
 
     dest = Path(dest)
     if dataset.task != "detection":
@@ -350,7 +378,7 @@ def write_tfrecord(dataset: Dataset, dest: Path) -> list[Path]:
         if not images and (split is not None or dataset.images):
             continue
         target = dest / filename
-        writer = TFRecordWriter(str(target))
+        writer = writer_class(str(target))
         try:
             for image in images:
                 writer.write(_example(dataset, image))
@@ -425,8 +453,8 @@ def _unique_name(raw: str, fallback: str, data: bytes, taken: set[str]) -> str:
 
 def _parse_record(payload: bytes, where: str, number: int, folder: Path, subdir: str, taken: set[str]) -> _Parsed:
     from google.protobuf.message import DecodeError
-    from tfrecord import example_pb2
 
+    example_pb2 = _tfrecord_package().example_pb2
     try:
         example = example_pb2.Example.FromString(payload)
     except DecodeError as exc:

@@ -329,3 +329,26 @@ def test_writer_refusals(detection: Dataset, tmp_path: Path) -> None:
     remote = replace(detection, images=[ImageRecord("gs://b/x.png")])
     with pytest.raises(DatasetError, match=r"gs://b/x\.png: TFRecords embed the image bytes"):
         tfrecord.write_tfrecord(remote, tmp_path / "d")
+
+
+def test_writing_and_reading_do_not_import_pytorch(detection: Dataset, tmp_path: Path) -> None:
+    """tfrecord's package __init__ imports its PyTorch Dataset (2.5 s); a conversion must not pay for it."""
+    import subprocess
+    import sys
+
+    from multicloud_cv.datasets.formats import write_dataset as write_any
+
+    src = tmp_path / "voc"
+    write_any(detection, src, "voc")
+    script = (
+        "import sys\n"
+        "from multicloud_cv.datasets.formats import read_dataset, write_dataset\n"
+        f"write_dataset(read_dataset({str(src)!r}, 'voc'), {str(tmp_path / 'out')!r}, 'tfrecord')\n"
+        f"back = read_dataset({str(tmp_path / 'out')!r}, 'tfrecord')\n"
+        "print(len(back.images), 'torch' in sys.modules)\n"
+        "import tfrecord.torch\n"  # still importable afterwards, on request
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(len(detection.images)), "False", "True"]
