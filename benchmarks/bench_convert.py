@@ -19,7 +19,13 @@ What it measures (each in a fresh subprocess; peak memory is the child's ``ru_ma
   reported too); writing as many files holding as many bytes as a conversion's output has,
   with ``os.open``/``os.write`` (the cheapest way Python has; images that the output
   hard-links to their source are not counted: a link is not a write).
-  A conversion's floor is its input floor plus its output floor.
+  A conversion's floor is its input floor plus its output floor. Each conversion is timed
+  interleaved with its two floors (conversion, input floor, output floor, then again), the
+  best of three rounds each, so that the machine's speed, which swings up to 2x from minute
+  to minute on a shared VM, is the same for a figure and its floor.
+  For VOC -> COCO the output is one JSON file, whose byte-writing floor is next to nothing;
+  ``json.dumps`` of that output document (loaded untimed) plus the write is reported
+  beside it as the serialising floor, the output counterpart of ``json.load``.
 
 The synthetic dataset (seeded): one ``annotations/instances_train.json`` (80 categories with
 COCO's non-contiguous ids, boxes spread at random over the images, some images without
@@ -57,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import shutil
@@ -113,6 +120,21 @@ def child_json_load(src: str) -> dict:
     return {"work_s": time.perf_counter() - t0}
 
 
+def child_json_dump(folder: str) -> dict:
+    """``json.dumps`` of every JSON file under ``folder`` (loaded untimed) and writing it: what serialising costs."""
+    documents = []
+    for dirpath, _, names in os.walk(folder):
+        for name in sorted(names):
+            if name.endswith(".json"):
+                with open(os.path.join(dirpath, name), "rb") as handle:
+                    documents.append((os.path.join(dirpath, name + ".dumped"), json.load(handle)))
+    t0 = time.perf_counter()
+    for path, document in documents:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(document))
+    return {"work_s": time.perf_counter() - t0, "files": len(documents)}
+
+
 def child_read_files(folder: str) -> dict:
     t0 = time.perf_counter()
     total = files = 0
@@ -153,6 +175,7 @@ CHILDREN: dict[str, Callable[..., dict]] = {
     "ours": child_ours,
     "peer": child_peer,
     "json_load": child_json_load,
+    "json_dump": child_json_dump,
     "read_files": child_read_files,
     "parse_xml": child_parse_xml,
     "write_files": child_write_files,
@@ -212,6 +235,33 @@ def best(python: str, args: list[str], repeat: int, timeout: float, cleanup: Pat
         runs.append(result)
     chosen = dict(min(runs, key=lambda r: r["wall_s"]))
     chosen["peak_mib"] = max(r["peak_mib"] for r in runs)
+    return chosen
+
+
+def interleaved(jobs: list[tuple[str, list[str], Path | None]], rounds: int, timeout: float) -> list[dict]:
+    """Run the commands of ``jobs`` round-robin ``rounds`` times; each one's best run (as :func:`best` picks).
+
+    A conversion and its floors are timed side by side, one after the other in every round, so
+    that a change in the machine's speed between minutes (this VM's swings reach 2x) shifts
+    both and not their ratio.
+    """
+    runs: list[list[dict]] = [[] for _ in jobs]
+    for _ in range(rounds):
+        for (python, args, cleanup), seen in zip(jobs, runs, strict=True):
+            if seen and "error" in seen[-1]:
+                continue
+            if cleanup is not None and cleanup.exists():
+                shutil.rmtree(cleanup)
+            os.sync()
+            seen.append(run_child_rusage(python, args, timeout))
+    chosen = []
+    for seen in runs:
+        if "error" in seen[-1]:
+            chosen.append(seen[-1])
+            continue
+        pick = dict(min(seen, key=lambda r: r["wall_s"]))
+        pick["peak_mib"] = max(r["peak_mib"] for r in seen)
+        chosen.append(pick)
     return chosen
 
 
@@ -370,21 +420,32 @@ def main() -> int:
     peer = None if args.no_peer else ensure_peer()
 
     floors: dict[str, dict] = {}
-    floor_repeat = max(3, args.repeat)  # cheap and noisy: always the best of three
-    floors["json_load"] = best(me, ["json_load", str(coco_json)], floor_repeat, args.timeout)
-    floors["read_voc_files"] = best(me, ["read_files", str(voc_input / "Annotations")], floor_repeat, args.timeout)
-    floors["parse_voc_xml"] = best(me, ["parse_xml", str(voc_input / "Annotations")], floor_repeat, args.timeout)
+    rounds = max(3, args.repeat)  # conversions and floors: the best of three at least, interleaved
+    floors["read_voc_files"] = best(me, ["read_files", str(voc_input / "Annotations")], rounds, args.timeout)
+    input_floors = {"coco": ["json_load", str(coco_json)], "voc": ["parse_xml", str(voc_input / "Annotations")]}
 
-    def write_floor(folder: Path) -> dict:
-        files, total, links = tree_size(folder)
-        key = f"write_{files}_files_{total}_bytes"
-        if key not in floors:
-            target = out / "floor"
-            command = ["write_files", str(target), str(files), str(total)]
-            floors[key] = best(me, command, floor_repeat, args.timeout, target)
-            floors[key] |= {"files": files, "bytes": total, "hard_links_not_counted": links}
-            shutil.rmtree(target, ignore_errors=True)
-        return floors[key]
+    def timed_with_floors(label: str, command: list[str], src_fmt: str, dst: Path) -> tuple[dict, dict, dict]:
+        """Our conversion, its input floor and its output floor, interleaved round by round.
+
+        A first, untimed run of the conversion tells the output floor how many files and bytes
+        to write (hard-linked images are not counted: a link is not a write).
+        """
+        warm = run_child_rusage(me, command, args.timeout)
+        if "error" in warm:
+            return warm, {}, {}
+        files, total, links = tree_size(dst)
+        target = out / "floor"
+        jobs = [
+            (me, command, dst),
+            (me, input_floors[src_fmt], None),
+            (me, ["write_files", str(target), str(files), str(total)], target),
+        ]
+        ours, floor_in, floor_out = interleaved(jobs, rounds, args.timeout)
+        shutil.rmtree(target, ignore_errors=True)
+        floor_out |= {"files": files, "bytes": total, "hard_links_not_counted": links}
+        floors[f"{label}: input ({input_floors[src_fmt][0]})"] = floor_in
+        floors[f"{label}: output (write {files} files)"] = floor_out
+        return ours, floor_in, floor_out
 
     rows = []
     jobs: list[tuple[str, Path, str, str, bool, str | None]] = [
@@ -399,15 +460,18 @@ def main() -> int:
         row: dict = {"conversion": label, "copy_images": not takes}
         dst = out / dst_fmt
         if dst_fmt in present:
-            print(f"ours:     {label} ...", flush=True)
-            ours = best(me, ["ours", str(src), src_fmt, str(dst), dst_fmt, "no" if takes else "yes"],
-                        args.repeat, args.timeout, dst)  # fmt: skip
+            print(f"ours:     {label} (and its floors) ...", flush=True)
+            command = ["ours", str(src), src_fmt, str(dst), dst_fmt, "no" if takes else "yes"]
+            ours, floor_in, floor_out = timed_with_floors(label, command, src_fmt, dst)
             row["ours"] = ours
             if "error" not in ours:
-                input_floor = floors["json_load" if src_fmt == "coco" else "parse_voc_xml"]
-                output_floor = write_floor(dst)
-                row["floor_s"] = input_floor["work_s"] + output_floor["work_s"]
+                row["floor_s"] = floor_in["work_s"] + floor_out["work_s"]
                 row["ours_over_floor"] = ours["work_s"] / row["floor_s"]
+                if dst_fmt == "coco":
+                    dumped = run_child_rusage(me, ["json_dump", str(dst)], args.timeout)
+                    floors[f"{label}: serialise (json.dumps of the output)"] = dumped
+                    row["serialise_floor_s"] = floor_in["work_s"] + dumped.get("work_s", math.nan)
+                    row["ours_over_serialise_floor"] = ours["work_s"] / row["serialise_floor_s"]
             shutil.rmtree(dst, ignore_errors=True)
         if peer is not None and peer_fmt is not None:
             peer_src = str(src)
@@ -451,6 +515,11 @@ def report(rows: list[dict], floors: dict[str, dict], skipped: list[str], args: 
             f" {_fmt(row.get('speedup_wall'), '8.1f')} {_fmt(row.get('floor_s'), '7.2f')}"
             f" {_fmt(row.get('ours_over_floor'), '6.2f')}"
         )
+        if "ours_over_serialise_floor" in row:
+            print(
+                f"    with json.dumps of the output as the output floor: floor {row['serialise_floor_s']:.2f} s,"
+                f" ours / floor {row['ours_over_serialise_floor']:.2f}"
+            )
         for side, result in (("ours", ours), ("datumaro", theirs)):
             if "error" in result:
                 print(f"    {side} failed: {result['error']}")
