@@ -14,6 +14,9 @@ first and moved here when the Rekognition emulator needed the same:
   jobs) and the per-service error catalogue that words them.
 * :mod:`.server` - a Starlette app served by uvicorn in a thread on 127.0.0.1, and the ``/_emulator``
   administration routes.
+* :mod:`.lifecycle` - :class:`~.lifecycle.Lifecycle`, the base of every emulator object (the AWS ones, Vertex
+  AI's and Custom Vision's): loopback-only options, state folder, start and stop in order, ``with``,
+  ``mcv emulate``'s ``serve_forever``, fault injection.
 * :mod:`.aws` - moto's server beside the emulated service, the S3 facade the emulated service reads and
   writes through, and :class:`~.aws.AwsEmulator`: start, stop, environment, clients, buckets, faults.
 * :mod:`.training` and :mod:`.serving` - real training of a small model with the local provider's engine

@@ -32,23 +32,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from multicloud_cv.emulation.faults import Fault, FaultBook
-from multicloud_cv.emulation.server import Lifecycle
+from multicloud_cv.emulation.faults import FaultBook
+from multicloud_cv.emulation.lifecycle import LOOPBACK, Lifecycle
 
 if TYPE_CHECKING:
     from multicloud_cv.emulation.service import JsonService
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
 ACCOUNT = "123456789012"
 """moto's default account: the emulators' ARNs and moto's IAM resources share it."""
@@ -213,23 +210,10 @@ class AwsEmulator(Lifecycle):
         bucket: str | None = None,
         region: str = DEFAULT_REGION,
     ) -> None:
-        if host not in (LOOPBACK, "localhost"):
-            raise ValueError(f"the emulator listens on 127.0.0.1 only, not {host!r}")
-        if pace < 0:
-            raise ValueError(f"pace must not be negative, got {pace}")
-        self.host = LOOPBACK
-        self.port = int(port)
-        self.pace = float(pace)
+        super().__init__(host=host, port=port, pace=pace, state_dir=state_dir, faults=self._make_faults())
         self.region = region
         self.bucket = bucket
-        self._state_dir_given = state_dir is not None
-        self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.faults = self._make_faults()
-        self.closing = threading.Event()
-        self._stack: contextlib.ExitStack | None = None
         self._moto: Any = None
-        self._server: Any = None
-        self.control: Any = None
         self._session: Any = None
         self._session_lock = threading.Lock()
 
@@ -252,83 +236,24 @@ class AwsEmulator(Lifecycle):
 
     # ------------------------------------------------------------------------------------------ life
 
-    @property
-    def started(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._server is not None
-
-    def start(self) -> AwsEmulator:
-        """Start moto and the emulated service; return ``self``."""
-        if self.started:
-            return self
-        from multicloud_cv.emulation.server import ServerThread
+    def _start(self, stack: contextlib.ExitStack, state_dir: Path) -> None:
+        """moto (and the bucket), then the emulated service and its HTTP server."""
         from multicloud_cv.testing.emulators import moto_server
 
-        self.closing.clear()
         quiet_moto_gaps()
-        stack = contextlib.ExitStack()
-        try:
-            if self.state_dir is None:
-                self.state_dir = Path(tempfile.mkdtemp(prefix=f"mcv-{self.name}-emulator-"))
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._moto = stack.enter_context(moto_server(region=self.region))
-            s3 = S3(self._moto.endpoint_url, self.region)
-            self._setup_moto(s3)
-            if self.bucket:
-                self.create_bucket(self.bucket)
-            self.control = self._build_service(s3, self.state_dir)
-            server = ServerThread(
-                self._build_app(self.control), self.host, self.port, name=f"{self.name}-emulator-http"
-            )
-            server.start()
-            self._server = server
-            self.port = int(server.port)
-            stack.callback(self._shutdown_server)
-        except BaseException:
-            stack.close()
-            raise
-        self._stack = stack
-        log.info(
-            "%s emulator on %s (moto on %s), state in %s",
-            self.title,
-            self.endpoint_url,
-            self.s3_endpoint_url,
-            self.state_dir,
-        )
-        return self
+        self._moto = stack.enter_context(moto_server(region=self.region))
+        stack.callback(setattr, self, "_moto", None)
+        s3 = S3(self._moto.endpoint_url, self.region)
+        self._setup_moto(s3)
+        if self.bucket:
+            self.create_bucket(self.bucket)
+        self.control = self._build_service(s3, state_dir)
+        self._serve(stack, self._build_app(self.control))
 
-    def _shutdown_server(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def stop(self) -> None:
-        """Stop the background work, then the servers; remove a temporary state folder."""
-        if self._stack is None:
-            return
-        self.closing.set()
-        try:
-            if self.control is not None:
-                left = self.control.join(timeout=10.0)
-                if left:
-                    log.warning("emulator threads still running at stop: %s", ", ".join(left))
-        finally:
-            stack, self._stack = self._stack, None
-            stack.close()
-            self._moto = None
-            if not self._state_dir_given and self.state_dir is not None:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-                self.state_dir = None
-        log.info("%s emulator stopped", self.title)
-
-    def __enter__(self) -> AwsEmulator:
-        return self.start()
+    def _where(self) -> str:
+        return f"{self.endpoint_url} (moto on {self.s3_endpoint_url})"
 
     # -------------------------------------------------------------------------------------- addresses
-
-    def _need(self) -> None:
-        if not self.started:
-            raise RuntimeError(f"the {self.title} emulator is not started; use it as a context manager")
 
     def _need_moto(self) -> None:
         if self._moto is None:
@@ -414,42 +339,6 @@ class AwsEmulator(Lifecycle):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
-
-    # ----------------------------------------------------------------------------------------- faults
-
-    def inject(
-        self,
-        operation: str | None = None,
-        error: str | None = None,
-        status: int | None = None,
-        times: int = 1,
-        after_effect: bool = False,
-        message: str | None = None,
-        delay: float = 0.0,
-        slow: float | None = None,
-    ) -> None:
-        """Queue a fault for the next ``times`` calls of ``operation`` (``None``: any); see :mod:`.faults`.
-
-        ``error`` (a code of the service) and/or ``status`` answer an error instead of serving the call (or
-        after serving it, with ``after_effect=True``); ``delay`` holds the answer that many seconds; ``slow``
-        multiplies the pace of the resources the next ``times`` calls create.
-        """
-        self.faults.add(
-            Fault(
-                operation=operation,
-                error=error,
-                status=status,
-                message=message,
-                times=int(times),
-                after_effect=bool(after_effect),
-                delay=float(delay),
-                slow=None if slow is None else float(slow),
-            )
-        )
-
-    def reset_faults(self) -> None:
-        """Forget pending faults and queued job failures."""
-        self.faults.clear()
 
     # ---------------------------------------------------------------------------------------- inspect
 

@@ -167,39 +167,3 @@ class ServerThread:
             self.server.force_exit = True
             self.thread.join(timeout)
         self.sock.close()
-
-
-class Lifecycle:
-    """What every emulator object shares: ``with emulator:`` starts and stops it, :meth:`serve_forever` serves
-    until Ctrl-C or SIGTERM (``mcv emulate``). Subclasses define ``start() -> Self`` and ``stop()``."""
-
-    def start(self) -> Any:  # pragma: no cover - every emulator defines it
-        raise NotImplementedError
-
-    def stop(self) -> None:  # pragma: no cover - every emulator defines it
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Start (when not started) and serve until interrupted (Ctrl-C or SIGTERM); then stop."""
-        import signal
-
-        self.start()
-        done = threading.Event()
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()

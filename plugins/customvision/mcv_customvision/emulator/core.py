@@ -18,22 +18,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import shutil
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mcv_customvision.emulator.texts import TRAINING_CATALOGUE
 from mcv_customvision.limits import LIMITS
-from multicloud_cv.emulation.faults import Fault, FaultBook
-from multicloud_cv.emulation.server import Lifecycle
+from multicloud_cv.emulation.faults import FaultBook
+from multicloud_cv.emulation.lifecycle import LOOPBACK, Lifecycle
 from multicloud_cv.emulation.training import Limits
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 DEFAULT_PACE = 0.05
 """Seconds per state by default: fast enough for tests; ``mcv emulate`` may slow it down."""
 
@@ -72,13 +68,7 @@ class CustomVisionEmulator(Lifecycle):
         max_image_size: int = 64,
         threads: int = 1,
     ) -> None:
-        if host not in (LOOPBACK, "localhost"):
-            raise ValueError(f"the emulator listens on 127.0.0.1 only, not {host!r}")
-        if pace < 0:
-            raise ValueError(f"pace must not be negative, got {pace}")
-        self.host = LOOPBACK
-        self.port = int(port)
-        self.pace = float(pace)
+        super().__init__(host=host, port=port, pace=pace, state_dir=state_dir, faults=FaultBook(TRAINING_CATALOGUE))
         self.bucket = bucket
         self.tier = LIMITS.tier(tier).name
         self.training_key = training_key or secrets.token_hex(16)
@@ -88,77 +78,36 @@ class CustomVisionEmulator(Lifecycle):
         self.prediction_resource_id = PREDICTION_RESOURCE_ID
         self.limits = Limits(max_epochs=max_epochs, max_steps=max_steps, max_image_size=max_image_size, threads=threads)
         self.limits.check()
-        self._state_dir_given = state_dir is not None
-        self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.faults = FaultBook(TRAINING_CATALOGUE)
-        self.closing = threading.Event()
-        self.control: Any = None
-        self._server: Any = None
 
     # ------------------------------------------------------------------------------------------ life
 
-    @property
-    def started(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._server is not None
-
-    def start(self) -> CustomVisionEmulator:
-        """Start the HTTP server; return ``self``."""
-        if self.started:
-            return self
+    def _start(self, stack: contextlib.ExitStack, state_dir: Path) -> None:
+        """The service (training and prediction APIs) and its HTTP server."""
         from mcv_customvision.emulator.server import build_app
         from mcv_customvision.emulator.service import CustomVisionService
-        from multicloud_cv.emulation.server import ServerThread
 
-        self.closing.clear()
-        if self.state_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="mcv-customvision-emulator-"))
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.control = CustomVisionService(
             faults=self.faults,
             closing=self.closing,
             keys={"training": self.training_key, "prediction": self.prediction_key},
             tier=self.tier,
             prediction_resource_id=self.prediction_resource_id,
-            state_dir=self.state_dir,
+            state_dir=state_dir,
             pace=self.pace,
             limits=self.limits,
         )
-        server = ServerThread(build_app(self.control, self), self.host, self.port, name="customvision-emulator-http")
-        self.port = int(server.port)
+        self._serve(stack, build_app(self.control, self))
         self.control.base_url = f"http://{self.host}:{self.port}"
-        server.start()
-        self._server = server
-        log.info("%s emulator on %s (tier %s), state in %s", self.title, self.endpoint, self.tier, self.state_dir)
-        return self
 
-    def stop(self) -> None:
-        """Stop training and export threads, then the server; remove a temporary state folder."""
-        if self._server is None:
-            return
-        self.closing.set()
-        try:
-            left = self.control.join(timeout=10.0)
-            if left:
-                log.warning("emulator threads still running at stop: %s", ", ".join(left))
-        finally:
-            server, self._server = self._server, None
-            server.stop()
-            if not self._state_dir_given and self.state_dir is not None:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-                self.state_dir = None
-        log.info("%s emulator stopped", self.title)
-
-    def __enter__(self) -> CustomVisionEmulator:
-        return self.start()
+    def _where(self) -> str:
+        return f"{self.endpoint} (tier {self.tier})"
 
     # ------------------------------------------------------------------------------------- addresses
 
     @property
     def endpoint(self) -> str:
         """``http://127.0.0.1:PORT``: the training and the prediction API."""
-        if not self.started:
-            raise RuntimeError("the Custom Vision emulator is not started; use it as a context manager")
+        self._need()
         return f"http://{self.host}:{self.port}"
 
     endpoint_url = endpoint
@@ -190,42 +139,9 @@ class CustomVisionEmulator(Lifecycle):
 
     # ---------------------------------------------------------------------------------------- faults
 
-    def inject(
-        self,
-        operation: str | None = None,
-        error: str | None = None,
-        status: int | None = None,
-        times: int = 1,
-        after_effect: bool = False,
-        message: str | None = None,
-        delay: float = 0.0,
-        slow: float | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Queue a fault for the next ``times`` calls of ``operation`` (``None``: any); see
-        :mod:`multicloud_cv.emulation.faults`. ``status=429`` answers the gateway's throttling with
-        ``Retry-After: retry_after`` (1 s by default); ``slow`` is accepted for symmetry and unused."""
-        self.faults.add(
-            Fault(
-                operation=operation,
-                error=error,
-                status=status,
-                message=message,
-                times=int(times),
-                after_effect=bool(after_effect),
-                delay=float(delay),
-                slow=None if slow is None else float(slow),
-                retry_after=None if retry_after is None else float(retry_after),
-            )
-        )
-
     def fail_next_iteration(self, reason: str) -> None:
         """The next iteration trained ends ``Failed`` with ``trainingErrorDetails`` = ``reason``."""
         self.faults.fail_next(reason)
-
-    def reset_faults(self) -> None:
-        """Forget pending faults and queued iteration failures."""
-        self.faults.clear()
 
     # --------------------------------------------------------------------------------------- inspect
 

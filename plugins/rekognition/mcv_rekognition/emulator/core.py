@@ -76,14 +76,6 @@ class RekognitionEmulator(AwsEmulator):
 
         return build_app(service, self)
 
-    def start(self) -> RekognitionEmulator:
-        """Start moto and the Rekognition server; return ``self``."""
-        super().start()
-        return self
-
-    def __enter__(self) -> RekognitionEmulator:
-        return self.start()
-
     def provider_settings(self) -> dict[str, str]:
         """``MCV_REKOGNITION_*`` settings that make ``mcv --provider rekognition`` work against this emulator as
         is: its region, the bucket made at start (if any) and a poll interval matched to the pace."""

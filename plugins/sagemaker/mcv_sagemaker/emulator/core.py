@@ -110,14 +110,6 @@ class SageMakerEmulator(AwsEmulator):
 
         return build_app(service, self)
 
-    def start(self) -> SageMakerEmulator:
-        """Start moto and the SageMaker server; return ``self``."""
-        super().start()
-        return self
-
-    def __enter__(self) -> SageMakerEmulator:
-        return self.start()
-
     # -------------------------------------------------------------------------------------- addresses
 
     @property

@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mcv_vertex.emulator.texts import CATALOGUE
-from multicloud_cv.emulation.faults import Fault, FaultBook
-from multicloud_cv.emulation.server import Lifecycle
+from multicloud_cv.emulation.faults import FaultBook
+from multicloud_cv.emulation.lifecycle import LOOPBACK, Lifecycle
 from multicloud_cv.emulation.training import Limits
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 DEFAULT_PACE = 0.05
 """Seconds per state by default: fast enough for tests; ``mcv emulate`` may slow it down."""
 DEFAULT_BUCKET = "mcv-emulated"
@@ -64,27 +60,14 @@ class VertexEmulator(Lifecycle):
         threads: int = 1,
         job_timeout: float = 900.0,
     ) -> None:
-        if host not in (LOOPBACK, "localhost"):
-            raise ValueError(f"the emulator listens on 127.0.0.1 only, not {host!r}")
-        if pace < 0:
-            raise ValueError(f"pace must not be negative, got {pace}")
-        self.host = LOOPBACK
-        self.port = int(port)
-        self.pace = float(pace)
+        super().__init__(host=host, port=port, pace=pace, state_dir=state_dir, faults=FaultBook(CATALOGUE))
         self.bucket = bucket or DEFAULT_BUCKET
         self.project = project
         self.location = location
         self.limits = Limits(max_epochs=max_epochs, max_steps=max_steps, max_image_size=max_image_size, threads=threads)
         self.limits.check()
         self.job_timeout = float(job_timeout)
-        self._state_dir_given = state_dir is not None
-        self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.faults = FaultBook(CATALOGUE)
-        self.closing = threading.Event()
-        self.control: Any = None
         self.storage: Any = None
-        self._server: Any = None
-        self._stack: contextlib.ExitStack | None = None
         self._gcs: Any = None
 
     @property
@@ -94,87 +77,38 @@ class VertexEmulator(Lifecycle):
 
     # ------------------------------------------------------------------------------------------ life
 
-    @property
-    def started(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._server is not None
-
-    def start(self) -> VertexEmulator:
-        """Start Cloud Storage and the Vertex AI server; return ``self``."""
-        if self.started:
-            return self
+    def _start(self, stack: contextlib.ExitStack, state_dir: Path) -> None:
+        """Cloud Storage (and the bucket), then the Vertex AI service and its HTTP server."""
         from mcv_vertex.emulator.gcs import Storage
         from mcv_vertex.emulator.server import build_app
         from mcv_vertex.emulator.service import VertexService
-        from multicloud_cv.emulation.server import ServerThread
         from multicloud_cv.testing.emulators import gcs_emulator
 
-        self.closing.clear()
-        if self.state_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="mcv-vertex-emulator-"))
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        stack = contextlib.ExitStack()
-        try:
-            self._gcs = stack.enter_context(gcs_emulator())
-            self.storage = Storage(self._gcs.endpoint_url, self.project, self._gcs.server)
-            self.storage.create_bucket(self.bucket, self.location)
-            self.control = VertexService(
-                faults=self.faults,
-                project=self.project,
-                location=self.location,
-                storage=self.storage,
-                state_dir=self.state_dir,
-                pace=self.pace,
-                limits=self.limits,
-                closing=self.closing,
-                job_timeout=self.job_timeout,
-            )
-            server = ServerThread(build_app(self.control, self), self.host, self.port, name="vertex-emulator-http")
-            self.port = int(server.port)
-            server.start()
-        except BaseException:
-            stack.close()
-            raise
-        self._stack = stack
-        self._server = server
-        log.info(
-            "%s emulator on %s (GCS %s), state in %s", self.title, self.endpoint, self.gcs_endpoint, self.state_dir
+        self._gcs = stack.enter_context(gcs_emulator())
+        self.storage = Storage(self._gcs.endpoint_url, self.project, self._gcs.server)
+        self.storage.create_bucket(self.bucket, self.location)
+        self.control = VertexService(
+            faults=self.faults,
+            project=self.project,
+            location=self.location,
+            storage=self.storage,
+            state_dir=state_dir,
+            pace=self.pace,
+            limits=self.limits,
+            closing=self.closing,
+            job_timeout=self.job_timeout,
         )
-        return self
+        self._serve(stack, build_app(self.control, self))
 
-    def stop(self) -> None:
-        """Stop jobs (their processes are killed), operations, the server and Cloud Storage."""
-        if self._server is None:
-            return
-        self.closing.set()
-        try:
-            left = self.control.join(timeout=10.0)
-            if left:
-                log.warning("emulator threads still running at stop: %s", ", ".join(left))
-        finally:
-            server, self._server = self._server, None
-            server.stop()
-            if self._stack is not None:
-                self._stack.close()
-                self._stack = None
-            if not self._state_dir_given and self.state_dir is not None:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-                self.state_dir = None
-        log.info("%s emulator stopped", self.title)
-
-    def __enter__(self) -> VertexEmulator:
-        return self.start()
+    def _where(self) -> str:
+        return f"{self.endpoint} (GCS {self.gcs_endpoint})"
 
     # ------------------------------------------------------------------------------------- addresses
-
-    def _require(self) -> None:
-        if not self.started:
-            raise RuntimeError("the Vertex AI emulator is not started; use it as a context manager")
 
     @property
     def endpoint(self) -> str:
         """``http://127.0.0.1:PORT``: Vertex AI's v1 REST API (``client_options={"api_endpoint": ...}``)."""
-        self._require()
+        self._need()
         return f"http://{self.host}:{self.port}"
 
     endpoint_url = endpoint
@@ -182,7 +116,7 @@ class VertexEmulator(Lifecycle):
     @property
     def gcs_endpoint(self) -> str:
         """``http://127.0.0.1:PORT2``: the Cloud Storage emulator (``STORAGE_EMULATOR_HOST``)."""
-        self._require()
+        self._need()
         return str(self._gcs.endpoint_url)
 
     def environment(self) -> dict[str, str]:
@@ -210,50 +144,20 @@ class VertexEmulator(Lifecycle):
 
     def create_bucket(self, name: str, location: str | None = None) -> None:
         """Create a Cloud Storage bucket in ``location`` (default: the emulator's; ``US``/``EU``: multi-region)."""
-        self._require()
+        self._need()
         self.storage.create_bucket(name, location or self.location)
 
     # ---------------------------------------------------------------------------------------- faults
 
-    def inject(
-        self,
-        operation: str | None = None,
-        error: str | None = None,
-        status: int | None = None,
-        times: int = 1,
-        after_effect: bool = False,
-        message: str | None = None,
-        delay: float = 0.0,
-        slow: float | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        """Queue a fault for the next ``times`` calls of RPC ``operation`` (``None``: any); see
-        :mod:`multicloud_cv.emulation.faults`. ``error`` is a canonical code (``RESOURCE_EXHAUSTED`` ...);
-        a bare ``status`` picks it (429: RESOURCE_EXHAUSTED, 503: UNAVAILABLE). ``slow`` and ``retry_after``
-        are accepted for symmetry and unused."""
-        self.faults.add(
-            Fault(
-                operation=operation,
-                error=error,
-                status=status,
-                message=message,
-                times=int(times),
-                after_effect=bool(after_effect),
-                delay=float(delay),
-                slow=None if slow is None else float(slow),
-                retry_after=None if retry_after is None else float(retry_after),
-            )
-        )
-
     def set_quota(self, metric: str, region: str, value: int) -> None:
         """The limit the Cloud Quotas API reports for ``metric`` in ``region`` (``0``: none; ``-1``: unlimited)."""
-        self._require()
+        self._need()
         self.control.quotas.set(metric, region, value)
 
     def fail_next_job(self, message: str, code: int = 13) -> None:
         """The next custom job, batch prediction job or training pipeline created ends FAILED with the
         ``google.rpc.Status`` ``{code, message}`` (8: RESOURCE_EXHAUSTED, 13: INTERNAL ...)."""
-        self._require()
+        self._need()
         self.control.fail_next(message, int(code))
 
     def reset_faults(self) -> None:
@@ -267,7 +171,7 @@ class VertexEmulator(Lifecycle):
 
     def calls(self, operation: str | None = None) -> list[dict[str, Any]]:
         """Calls received, in order: ``{"operation", "method", "path", "status"}`` (RPC names)."""
-        self._require()
+        self._need()
         result: list[dict[str, Any]] = self.control.calls(operation)
         return result
 
