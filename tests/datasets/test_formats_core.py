@@ -109,3 +109,20 @@ def test_split_fractions_are_checked(tmp_path: Path) -> None:
         make_split(dataset, validation=0.5, test=0.5, seed=0)
     with pytest.raises(DatasetError, match="not a fraction"):
         make_split(dataset, validation=-0.1, test=0.1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["a/b.jpg", "b.jpg", "a//b.jpg", "./a/b.jpg", "a/./b.jpg", "a/b/.", "a/b/", ".hidden/x.jpg", "a/.x.jpg",
+     "a/../b.jpg", "/abs/a.jpg", "a b/c d.jpg", "ü/é.png"],
+)  # fmt: skip
+def test_clean_posix_paths_are_what_pathlib_makes_of_them(path: str) -> None:
+    from pathlib import Path, PurePosixPath
+
+    from multicloud_cv.datasets.media import is_clean_posix
+
+    if is_clean_posix(path):  # the fast path may only be taken where pathlib would change nothing
+        assert Path(path).as_posix() == path
+        if not path.startswith("/"):  # place_images(keep_tree=True) joins relative paths only
+            assert str(PurePosixPath("images", *PurePosixPath(path).parts)) == f"images/{path}"
+    assert is_clean_posix("a/b.jpg") and not is_clean_posix("a//b.jpg") and not is_clean_posix("./a")
