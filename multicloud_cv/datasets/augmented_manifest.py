@@ -46,7 +46,7 @@ Contracts:
   moves by at most 0.5 px. Image sizes come from the records or the image header.
 * Detection keeps only boxes: image-level labels of a detection dataset are not written.
 
-Written by hand with :mod:`json`: the format is one JSON object per line and no
+Written by hand (read with :mod:`json`, written with orjson): the format is one JSON object per line and no
 maintained library reads or writes it (the SageMaker SDK only passes the S3 URI along).
 
 The JSON Lines helpers here (:func:`iter_json_lines`, :func:`manifest_files`,
@@ -62,6 +62,8 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from multicloud_cv.datasets.lst import CLASSES_FILE, read_class_names
 from multicloud_cv.datasets.media import ImageRef, image_size, is_uri, place_images, resolve_ref
@@ -669,7 +671,7 @@ def write(
         else:
             obj[name] = {"image_size": size_entry(dataset, image), "annotations": encode_boxes(image, classes)}
             obj[f"{name}-metadata"] = {"class-map": class_map, "type": DETECTION_TYPES[0]}
-        lines.setdefault(image.split, []).append(json.dumps(obj, ensure_ascii=False))
+        lines.setdefault(image.split, []).append(orjson.dumps(obj).decode())
     written = write_manifests(dest, lines)
     write_classes(dest, classes)
     log.info("wrote %d images as %s: %s", len(dataset.images), FORMAT, ", ".join(p.name for p in written.values()))

@@ -53,7 +53,15 @@ from typing import Any, TypedDict
 
 import orjson
 
-from multicloud_cv.datasets.media import image_size, is_uri, place_images, resolve_ref, size_for_normalising
+from multicloud_cv.datasets.media import (
+    NORMALISED_SLACK,
+    image_size,
+    is_uri,
+    normalised_box,
+    place_images,
+    resolve_ref,
+    size_for_normalising,
+)
 from multicloud_cv.datasets.model import SPLITS, BoxAnnotation, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
@@ -72,7 +80,7 @@ PROJECT_TYPES: dict[str, tuple[str, str | None]] = {
     "detection": ("ObjectDetection", None),
 }
 _TASK_FOR_TYPE = {value: key for key, value in PROJECT_TYPES.items()}
-_EPS = 1e-6
+_EPS = NORMALISED_SLACK
 #: Batch files as json.dumps(indent=2) lays them out, with a final newline; orjson writes them 10x faster.
 _JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 
@@ -106,15 +114,6 @@ def project_settings(task: str) -> dict[str, str | None]:
     return {"domain_type": domain_type, "classification_type": classification_type}
 
 
-def _normalised(value: float, size: int, image: ImageRecord, box: BoxAnnotation) -> float:
-    ratio = value / size
-    if not -_EPS <= ratio <= 1 + _EPS:  # also false for NaN
-        raise DatasetError(
-            f"{image.path}: box {box}: {value} lies outside the image (size {size} px); fix or clip the box"
-        )
-    return min(max(ratio, 0.0), 1.0)
-
-
 def _entry(dataset: Dataset, image: ImageRecord, path: str) -> tuple[UploadEntry, int]:
     """The entry for one image and its file size in bytes (0 for a URI); enforces the per-image limits."""
     for label in (*image.labels, *(box.label for box in image.boxes)):
@@ -145,10 +144,7 @@ def _entry(dataset: Dataset, image: ImageRecord, path: str) -> tuple[UploadEntry
         if image.boxes:
             width, height = size_for_normalising(dataset, image)
         for box in image.boxes:
-            left, top = _normalised(box.x_min, width, image, box), _normalised(box.y_min, height, image, box)
-            right, bottom = _normalised(box.x_max, width, image, box), _normalised(box.y_max, height, image, box)
-            if right < left or bottom < top:
-                raise DatasetError(f"{image.path}: box {box}: x_max/y_max below x_min/y_min; fix the box")
+            left, top, right, bottom = normalised_box(image, box, width, height)
             regions.append(
                 UploadRegion(
                     tag_name=dataset.classes[box.label],

@@ -72,14 +72,13 @@ Reader contracts:
   by class id when every name has one id across the file, else in order of first
   appearance (with a note).
 
-Written by hand with :mod:`json`: no maintained library reads or writes these manifests
+Written by hand (read with :mod:`json`, written with orjson): no maintained library reads or writes these manifests
 (the SageMaker and Rekognition SDKs only pass their S3 location). The line-level helpers
 are shared with :mod:`multicloud_cv.datasets.augmented_manifest`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -87,6 +86,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from multicloud_cv.datasets.augmented_manifest import (
     DETECTION_TYPES,
@@ -499,7 +500,7 @@ def write(
         for name, label in zip(names, labels, strict=False):
             obj[name] = label
             obj[f"{name}-metadata"] = _classification_metadata(job, classes[label], created)
-        line = json.dumps(obj, ensure_ascii=False)
+        line = orjson.dumps(obj).decode()
         if rekognition and len(line) > MAX_LINE_CHARS:
             raise DatasetError(f"{image.path}: its manifest line has {len(line)} characters; Rekognition reads 100,000")
         lines.setdefault(image.split, []).append(line)

@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from multicloud_cv.datasets.model import Dataset, ImageRecord
+from multicloud_cv.datasets.model import BoxAnnotation, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
 ImageRef = Callable[[ImageRecord], str]
@@ -149,6 +149,35 @@ def image_size(dataset: Dataset, image: ImageRecord) -> tuple[int, int]:
             return opened.size
     except (OSError, UnidentifiedImageError) as exc:
         raise DatasetError(f"{path}: cannot read the image size ({exc}); fix or remove the file") from exc
+
+
+#: How far past 0..1 a normalised coordinate may lie (rounding in the source) before it is an error; it is clamped.
+NORMALISED_SLACK = 1e-6
+
+
+def normalised_box(
+    image: ImageRecord, box: BoxAnnotation, width: int, height: int
+) -> tuple[float, float, float, float]:
+    """``(x_min, y_min, x_max, y_max)`` of ``box`` divided by the image's ``width`` and ``height``, clamped to 0..1.
+
+    The formats that store fractions (Custom Vision regions, Vertex AI import files, TFRecord)
+    share it. A coordinate more than :data:`NORMALISED_SLACK` outside 0..1 (or not a number), or
+    a max below its min once clamped, is a :class:`DatasetError` naming the image and the box.
+    The message is built only then: a box's text costs more than its arithmetic.
+    """
+    low, high = -NORMALISED_SLACK, 1.0 + NORMALISED_SLACK
+    x0, y0, x1, y1 = box.x_min / width, box.y_min / height, box.x_max / width, box.y_max / height
+    if not (low <= x0 <= high and low <= y0 <= high and low <= x1 <= high and low <= y1 <= high):
+        checks = ((box.x_min, width, x0), (box.y_min, height, y0), (box.x_max, width, x1), (box.y_max, height, y1))
+        value, size = next((value, size) for value, size, ratio in checks if not low <= ratio <= high)
+        raise DatasetError(
+            f"{image.path}: box {box}: {value} lies outside the image (size {size} px); fix or clip the box"
+        )
+    x0, y0 = min(max(x0, 0.0), 1.0), min(max(y0, 0.0), 1.0)
+    x1, y1 = min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0)
+    if x1 < x0 or y1 < y0:
+        raise DatasetError(f"{image.path}: box {box}: x_max/y_max below x_min/y_min; fix the box")
+    return x0, y0, x1, y1
 
 
 def size_for_normalising(dataset: Dataset, image: ImageRecord) -> tuple[int, int]:

@@ -59,7 +59,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from multicloud_cv.datasets.media import image_size, is_uri
+from multicloud_cv.datasets.media import NORMALISED_SLACK, image_size, is_uri, normalised_box
 from multicloud_cv.datasets.model import SPLITS, BoxAnnotation, Dataset, ImageRecord
 from multicloud_cv.errors import DatasetError
 
@@ -85,7 +85,7 @@ _SPLIT_WORDS = {
 }
 _RECORD_NAME = re.compile(r"^(?P<stem>.+?)\.(?:record|tfrecord|tfrecords)(?P<shard>-\d+-of-\d+)?$", re.IGNORECASE)
 _MASK_DELTA = 0xA282EAD8
-_EPS = 1e-6
+_EPS = NORMALISED_SLACK
 _FORMATS = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF8", "gif"), (b"BM", "bmp"))
 _SUFFIX = {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "bmp": ".bmp"}
 
@@ -264,13 +264,6 @@ def _image_format(data: bytes, where: str) -> str:
     raise DatasetError(f"{where}: not a JPEG, PNG, GIF or BMP file; the TF OD API decodes those only: convert it")
 
 
-def _normalised(value: float, size: int, what: str) -> float:
-    ratio = value / size
-    if not -_EPS <= ratio <= 1 + _EPS:
-        raise DatasetError(f"{what} {value} lies outside the image (size {size} px); fix or clip the box")
-    return min(max(ratio, 0.0), 1.0)
-
-
 def _example(dataset: Dataset, image: ImageRecord) -> dict[str, tuple[Any, str]]:
     """The ``tfrecord`` writer's datum (feature -> (value, dtype)) for one image."""
     if is_uri(image.path):
@@ -293,11 +286,7 @@ def _example(dataset: Dataset, image: ImageRecord) -> dict[str, tuple[Any, str]]
     for box in image.boxes:
         if not 0 <= box.label < len(dataset.classes):
             raise DatasetError(f"{image.path}: box label {box.label} is outside the {len(dataset.classes)} classes")
-        what = f"{image.path}: box {box}:"
-        x0, x1 = _normalised(box.x_min, width, what), _normalised(box.x_max, width, what)
-        y0, y1 = _normalised(box.y_min, height, what), _normalised(box.y_max, height, what)
-        if x1 < x0 or y1 < y0:
-            raise DatasetError(f"{what} x_max/y_max below x_min/y_min; fix the box")
+        x0, y0, x1, y1 = normalised_box(image, box, width, height)
         xmin.append(x0)
         xmax.append(x1)
         ymin.append(y0)

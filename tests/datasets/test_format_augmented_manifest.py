@@ -47,7 +47,7 @@ def test_classification_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "images", "test.manifest", "train.manifest"]
     assert (out / "classes.txt").read_text() == "circle\nsquare\ntriangle\n"
     first = (out / "test.manifest").read_text().splitlines()[0]
-    assert first == '{"source-ref": "images/circle_000.png", "class": "0"}'  # train's circle_000.png is renamed
+    assert first == '{"source-ref":"images/circle_000.png","class":"0"}'  # train's circle_000.png is renamed
     assert lines(out / "train.manifest")[0] == {"source-ref": "images/circle_000-1.png", "class": "0"}
 
 

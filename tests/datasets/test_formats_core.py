@@ -126,3 +126,19 @@ def test_clean_posix_paths_are_what_pathlib_makes_of_them(path: str) -> None:
         if not path.startswith("/"):  # place_images(keep_tree=True) joins relative paths only
             assert str(PurePosixPath("images", *PurePosixPath(path).parts)) == f"images/{path}"
     assert is_clean_posix("a/b.jpg") and not is_clean_posix("a//b.jpg") and not is_clean_posix("./a")
+
+
+def test_normalised_box_clamps_within_the_slack_and_names_what_is_wrong() -> None:
+    from multicloud_cv.datasets.media import normalised_box
+    from multicloud_cv.datasets.model import BoxAnnotation, ImageRecord
+
+    image = ImageRecord("a/cat.jpg", width=200, height=100)
+    assert normalised_box(image, BoxAnnotation(0, 20, 10, 200, 50), 200, 100) == (0.1, 0.1, 1.0, 0.5)
+    nudged = BoxAnnotation(0, -0.0001, 0, 200.0001, 100)  # rounding in the source: within 1e-6, clamped
+    assert normalised_box(image, nudged, 200, 100) == (0.0, 0.0, 1.0, 1.0)
+    with pytest.raises(DatasetError, match=r"a/cat\.jpg: box .*: 130 lies outside the image \(size 100 px\)"):
+        normalised_box(image, BoxAnnotation(0, 0, 0, 10, 130), 200, 100)
+    with pytest.raises(DatasetError, match="nan lies outside the image"):
+        normalised_box(image, BoxAnnotation(0, float("nan"), 0, 10, 10), 200, 100)
+    with pytest.raises(DatasetError, match="x_max/y_max below x_min/y_min"):
+        normalised_box(image, BoxAnnotation(0, 50, 0, 10, 10), 200, 100)
