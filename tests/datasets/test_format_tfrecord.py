@@ -352,3 +352,35 @@ def test_writing_and_reading_do_not_import_pytorch(detection: Dataset, tmp_path:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(len(detection.images)), "False", "True"]
+
+
+def test_records_hold_what_the_tfrecord_package_writes_in_a_fixed_order(detection: Dataset, tmp_path: Path) -> None:
+    """Our Example building and framing against the library's TFRecordWriter, boxes and no boxes alike."""
+    from tfrecord.writer import TFRecordWriter
+
+    images = [*detection.images, replace(detection.images[0], boxes=())]  # an image without boxes: empty lists
+    assert any(image.boxes for image in images) and not images[-1].boxes
+    ours = tmp_path / "ours.record"
+    theirs = tmp_path / "theirs.record"
+    with ours.open("wb") as handle:
+        for image in images:
+            handle.write(tfrecord._framed(tfrecord._serialise(example_pb2, tfrecord._example(detection, image))))
+    writer = TFRecordWriter(str(theirs))
+    for image in images:
+        writer.write(tfrecord._example(detection, image))
+    writer.close()
+    mine, library = parse_records(ours.read_bytes()), parse_records(theirs.read_bytes())
+    assert len(mine) == len(library) == len(images)
+    for a, b in zip(mine, library, strict=True):  # equal messages (a map's serialised order is left open)
+        assert example_pb2.Example.FromString(a) == example_pb2.Example.FromString(b)
+        empty = example_pb2.Example.FromString(a).features.feature["image/object/bbox/xmin"]
+        assert empty.WhichOneof("kind") == "float_list"  # present even when empty, as the library writes it
+    for record in mine:  # features in key order: the same dataset always gives the same bytes
+        keys = [key for key, _ in sorted(example_pb2.Example.FromString(record).features.feature.items())]
+        assert record == tfrecord._serialise(example_pb2, {k: _datum_of(record, k) for k in reversed(keys)})
+
+
+def _datum_of(record: bytes, key: str) -> tuple[list, str]:
+    feature = example_pb2.Example.FromString(record).features.feature[key]
+    kind = feature.WhichOneof("kind")
+    return list(getattr(feature, kind).value), {"bytes_list": "byte", "float_list": "float"}.get(kind, "int")
