@@ -223,23 +223,16 @@ def run_child_rusage(python: str, args: list[str], timeout: float) -> dict:
 
 
 def best(python: str, args: list[str], repeat: int, timeout: float, cleanup: Path | None = None) -> dict:
-    """The run with the least wall time of ``repeat`` runs (peak memory: the largest seen)."""
-    runs = []
-    for _ in range(repeat):
-        if cleanup is not None and cleanup.exists():
-            shutil.rmtree(cleanup)
-        os.sync()  # the last run's (and removal's) metadata on disk, not being flushed during this one
-        result = run_child_rusage(python, args, timeout)
-        if "error" in result:
-            return result
-        runs.append(result)
-    chosen = dict(min(runs, key=lambda r: r["wall_s"]))
-    chosen["peak_mib"] = max(r["peak_mib"] for r in runs)
-    return chosen
+    """The run with the least wall time of ``repeat`` runs (peak memory: the largest seen); see :func:`interleaved`."""
+    return interleaved([(python, args, cleanup)], repeat, timeout)[0]
 
 
 def interleaved(jobs: list[tuple[str, list[str], Path | None]], rounds: int, timeout: float) -> list[dict]:
-    """Run the commands of ``jobs`` round-robin ``rounds`` times; each one's best run (as :func:`best` picks).
+    """Run the commands of ``jobs`` round-robin ``rounds`` times; each one's run with the least wall time
+    (peak memory: the largest seen), or its first error (it is not run again).
+
+    Before each run the command's ``cleanup`` folder is removed and ``os.sync()`` flushes the last
+    run's (and the removal's) metadata, so that it is not being written to disk during this one.
 
     A conversion and its floors are timed side by side, one after the other in every round, so
     that a change in the machine's speed between minutes (this VM's swings reach 2x) shifts
