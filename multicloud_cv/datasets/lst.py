@@ -71,7 +71,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from multicloud_cv.datasets.media import is_clean_posix
+from multicloud_cv.datasets.media import image_size, is_clean_posix, is_uri, place_images
 from multicloud_cv.datasets.model import SPLITS, BoxAnnotation, Dataset, ImageRecord, gc_paused
 from multicloud_cv.errors import DatasetError
 
@@ -346,8 +346,6 @@ def _decode(
     rows: list[_Row], label_format: str, root: Path, names: list[str] | None, source: Path
 ) -> tuple[str, list[ImageRecord], list[str]]:
     """Task, images and class names of parsed rows, by the label-column rule of the module docstring."""
-    from multicloud_cv.datasets.media import image_size
-
     widths = {len(row.labels) for row in rows}
     if label_format == "auto":
         if rows and all(is_detection_header(row.labels) for row in rows):
@@ -543,8 +541,6 @@ def _lst_lines(
 ) -> list[str]:
     """The ``.lst`` lines of ``images``, named by ``paths``; detection sizes from ``sizes`` (by ``id``) or
     :func:`~multicloud_cv.datasets.media.image_size` (see :func:`write_lst` for the errors)."""
-    from multicloud_cv.datasets.media import image_size
-
     lines: list[str] = []
     task, count = dataset.task, len(dataset.classes)
     for index, (image, image_path) in enumerate(zip(images, paths, strict=True)):
@@ -607,8 +603,6 @@ def write(dataset: Dataset, dest: Path, *, label_format: str = "multi-hot") -> N
     Raises :class:`DatasetError` for images given by URI (a ``.lst`` names local files
     relative to its folder: download them first).
     """
-    from multicloud_cv.datasets.media import image_size, is_uri, place_images
-
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     remote = next((image for image in dataset.images if is_uri(image.path)), None)

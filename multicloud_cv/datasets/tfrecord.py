@@ -320,6 +320,7 @@ def _example(dataset: Dataset, image: ImageRecord) -> dict[str, tuple[Any, str]]
     }
 
 
+@lru_cache(maxsize=1)
 def _tfrecord_package() -> Any:
     """The ``tfrecord`` package, imported without the ``tfrecord.torch`` that its ``__init__`` tries first.
 
@@ -329,7 +330,7 @@ def _tfrecord_package() -> Any:
     loads, ``sys.modules["tfrecord.torch"]`` is ``None``, which makes that import raise
     ``ImportError`` (skipped by the package); the entry is removed afterwards, so a caller can
     still ``import tfrecord.torch`` later. Where PyTorch is already imported nothing is
-    blocked: the submodule then costs little.
+    blocked: the submodule then costs little. Cached: the reader asks for it once a record.
     """
     import sys
 
@@ -382,6 +383,10 @@ def write_tfrecord(dataset: Dataset, dest: Path) -> list[Path]:
     return written
 
 
+#: The ``tf.train.Feature`` list that holds each of the ``tfrecord`` package's datum kinds.
+_LIST_FOR_KIND = {"byte": "bytes_list", "float": "float_list", "int": "int64_list"}
+
+
 def _serialise(example_pb2: Any, datum: dict[str, tuple[Any, str]]) -> bytes:
     """``datum`` (feature -> (value, dtype)) as a serialised ``tf.train.Example``: the message the ``tfrecord``
     package's ``TFRecordWriter.serialize_tf_example`` makes of it (a test compares them), built without its
@@ -391,13 +396,7 @@ def _serialise(example_pb2: Any, datum: dict[str, tuple[Any, str]]) -> bytes:
     features = example.features.feature
     for key, (value, kind) in datum.items():
         values = value if isinstance(value, list | tuple) else [value]
-        holder = (
-            features[key].bytes_list
-            if kind == "byte"
-            else features[key].float_list
-            if kind == "float"
-            else features[key].int64_list
-        )
+        holder = getattr(features[key], _LIST_FOR_KIND[kind])
         holder.SetInParent()  # an empty list is still a present list, as the library writes it
         holder.value.extend(values)
     data: bytes = example.SerializeToString(deterministic=True)
