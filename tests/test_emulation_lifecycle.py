@@ -137,3 +137,22 @@ def test_stop_warns_about_threads_that_outlive_the_wait(caplog: pytest.LogCaptur
         emulator.stop()
     assert "emulator threads still running at stop: runner" in caplog.text
     assert not emulator.started
+
+
+def test_patched_environment_applies_environment_and_provider_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    class _Configured(_Tiny):
+        def environment(self) -> dict[str, str]:
+            return {"TINY_ENDPOINT": f"http://{self.host}:{self.port}"}
+
+        def provider_settings(self) -> dict[str, str]:
+            return {"MCV_TINY_POLL_S": "0.05"}
+
+    monkeypatch.setenv("MCV_TINY_POLL_S", "30")
+    monkeypatch.delenv("TINY_ENDPOINT", raising=False)
+    assert _Tiny().environment() == {} and _Tiny().provider_settings() == {}
+    with _Configured() as emulator, emulator.patched_environment():
+        assert os.environ["TINY_ENDPOINT"] == f"http://127.0.0.1:{emulator.port}"
+        assert os.environ["MCV_TINY_POLL_S"] == "0.05"
+    assert "TINY_ENDPOINT" not in os.environ and os.environ["MCV_TINY_POLL_S"] == "30"  # restored

@@ -12,8 +12,10 @@ the Vertex AI emulator and the Custom Vision emulator. It holds what they did al
 * :meth:`Lifecycle.stop`: sets the closing flag (runner threads stop at their next check), waits up to 10 s for
   the service's threads (never hangs on them: they are daemon threads), closes the stack in reverse order (the
   HTTP server first) and removes a temporary state folder; calling it twice, or before start, does nothing;
-* ``with emulator:``, :meth:`Lifecycle.serve_forever` (``mcv emulate``) and :meth:`Lifecycle.inject`, which
-  queues a :class:`~multicloud_cv.emulation.faults.Fault` in the emulator's :class:`FaultBook`.
+* ``with emulator:``, :meth:`Lifecycle.serve_forever` (``mcv emulate``), :meth:`Lifecycle.patched_environment`
+  (the emulator's :meth:`~Lifecycle.environment` and :meth:`~Lifecycle.provider_settings` in ``os.environ`` for
+  a block) and :meth:`Lifecycle.inject`, which queues a :class:`~multicloud_cv.emulation.faults.Fault` in the
+  emulator's :class:`FaultBook`.
 
 Testing-grade code (see :mod:`multicloud_cv.emulation`).
 """
@@ -25,6 +27,7 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -166,6 +169,25 @@ class Lifecycle:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             self.stop()
+
+    # ---------------------------------------------------------------------------------- environment
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point the cloud's SDK at the emulator (none by default)."""
+        return {}
+
+    def provider_settings(self) -> dict[str, str]:
+        """``MCV_<PROVIDER>_*`` settings that make ``mcv --provider NAME`` use this emulator (none by default)."""
+        return {}
+
+    @contextlib.contextmanager
+    def patched_environment(self) -> Iterator[None]:
+        """Apply :meth:`environment` and :meth:`provider_settings` to ``os.environ`` for the block."""
+        from multicloud_cv.testing.emulators import patched_environ
+
+        values: dict[str, str | None] = {**self.environment(), **self.provider_settings()}
+        with patched_environ(values):
+            yield
 
     # --------------------------------------------------------------------------------------- faults
 

@@ -128,15 +128,6 @@ class CustomVisionEmulator(Lifecycle):
             "MCV_CUSTOMVISION_POLL_S": f"{max(0.05, self.pace / 2):g}",
         }
 
-    @contextlib.contextmanager
-    def patched_environment(self) -> Iterator[None]:
-        """Apply :meth:`provider_settings` (and :meth:`environment`) to ``os.environ`` for the block."""
-        from multicloud_cv.testing.emulators import patched_environ
-
-        values: dict[str, str | None] = {**self.environment(), **self.provider_settings()}
-        with patched_environ(values):
-            yield
-
     # ---------------------------------------------------------------------------------------- faults
 
     def fail_next_iteration(self, reason: str) -> None:

@@ -133,15 +133,6 @@ class VertexEmulator(Lifecycle):
             "MCV_VERTEX_POLL_S": "0.05",
         }
 
-    @contextlib.contextmanager
-    def patched_environment(self) -> Iterator[None]:
-        """Apply :meth:`environment` and :meth:`provider_settings` to ``os.environ`` for the block."""
-        from multicloud_cv.testing.emulators import patched_environ
-
-        values: dict[str, str | None] = {**self.environment(), **self.provider_settings()}
-        with patched_environ(values):
-            yield
-
     def create_bucket(self, name: str, location: str | None = None) -> None:
         """Create a Cloud Storage bucket in ``location`` (default: the emulator's; ``US``/``EU``: multi-region)."""
         self._need()
